@@ -1,0 +1,74 @@
+// Shared SIMD row kernels. An op is a functor whose call operator is a template, so the same
+// body runs on an xsimd batch (the dense part of a row) and on a scalar (tail and strided rows).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+#include <xsimd/xsimd.hpp>
+
+namespace seqgrad::simd {
+
+template <class T>
+using Batch = xsimd::batch<T>;
+
+template <class V>
+struct ScalarOf {
+  using type = typename V::value_type;
+};
+template <class V>
+  requires std::is_arithmetic_v<V>
+struct ScalarOf<V> {
+  using type = V;
+};
+template <class V>
+using scalar_of = typename ScalarOf<V>::type;
+
+// y[i] = op(x[i * sx]) for i < n; y is dense.
+template <class T, class Op>
+inline void unary_row(const T* x, std::int64_t sx, T* y, std::int64_t n, const Op& op) {
+  constexpr std::int64_t W = Batch<T>::size;
+  std::int64_t i = 0;
+  if (sx == 1) {
+    for (; i + W <= n; i += W) op(Batch<T>::load_unaligned(x + i)).store_unaligned(y + i);
+  }
+  for (; i < n; ++i) y[i] = op(x[i * sx]);
+}
+
+// y[i] = op(a[i * sa], b[i * sb]) for i < n; y is dense. A stride of 0 is a broadcast scalar.
+template <class T, class Op>
+inline void binary_row(const T* a, std::int64_t sa, const T* b, std::int64_t sb, T* y,
+                       std::int64_t n, const Op& op) {
+  using B = Batch<T>;
+  constexpr std::int64_t W = B::size;
+  std::int64_t i = 0;
+  if (sa == 1 && sb == 1) {
+    for (; i + W <= n; i += W) {
+      op(B::load_unaligned(a + i), B::load_unaligned(b + i)).store_unaligned(y + i);
+    }
+  } else if (sa == 0 && sb == 1) {
+    const B va(a[0]);
+    for (; i + W <= n; i += W) op(va, B::load_unaligned(b + i)).store_unaligned(y + i);
+  } else if (sa == 1 && sb == 0) {
+    const B vb(b[0]);
+    for (; i + W <= n; i += W) op(B::load_unaligned(a + i), vb).store_unaligned(y + i);
+  }
+  for (; i < n; ++i) y[i] = op(a[i * sa], b[i * sb]);
+}
+
+// Sum of x[i * sx] for i < n, with SIMD lanes as partial sums when dense.
+template <class T>
+inline T sum_row(const T* x, std::int64_t sx, std::int64_t n) {
+  using B = Batch<T>;
+  constexpr std::int64_t W = B::size;
+  std::int64_t i = 0;
+  T total = 0;
+  if (sx == 1 && n >= W) {
+    B acc(T(0));
+    for (; i + W <= n; i += W) acc += B::load_unaligned(x + i);
+    total = xsimd::hadd(acc);
+  }
+  for (; i < n; ++i) total += x[i * sx];
+  return total;
+}
+
+}  // namespace seqgrad::simd

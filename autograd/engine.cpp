@@ -1,0 +1,85 @@
+// The reverse sweep: order the tape topologically from the output, then run each node's
+// backward closure once, after every consumer of its output has added its share of the gradient.
+#include <fmt/format.h>
+
+#include <unordered_set>
+
+#include "autograd/variable.h"
+
+namespace seqgrad {
+
+namespace {
+
+// Post-order DFS over nodes that require grad: inputs before the values computed from them.
+std::vector<VarImpl*> topological_order(VarImpl* root) {
+  std::vector<VarImpl*> order;
+  std::unordered_set<VarImpl*> seen;
+  std::vector<std::pair<VarImpl*, std::size_t>> stack;  // node, next input to visit
+  stack.emplace_back(root, 0);
+  seen.insert(root);
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      VarImpl* in = node->inputs[next++].get();
+      if (in->requires_grad && seen.insert(in).second) stack.emplace_back(in, 0);
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return order;
+}
+
+}  // namespace
+
+void Variable::backward(const BackwardOptions& options) const {
+  if (!defined()) throw ValueError("backward: the variable is undefined");
+  if (numel() != 1) {
+    throw ValueError(fmt::format(
+        "backward: the output {} is not a scalar; pass an upstream gradient of that shape "
+        "(HINT: reduce it with sum() or mean() first, or call backward(dy))",
+        shape_str(shape())));
+  }
+  backward(Tensor::ones(shape(), dtype()), options);
+}
+
+void Variable::backward(const Tensor& dy, const BackwardOptions& options) const {
+  if (!defined()) throw ValueError("backward: the variable is undefined");
+  if (!requires_grad()) {
+    throw ValueError(
+        "backward: this value does not require grad (no input required grad, or it was "
+        "computed under NoGradGuard)");
+  }
+  if (!dy.defined() || dy.shape() != shape() || dy.dtype() != dtype()) {
+    throw ShapeError(fmt::format("backward: upstream gradient {}{} does not match the output {}{}",
+                                 dy.defined() ? dtype_name(dy.dtype()) : "undefined",
+                                 dy.defined() ? shape_str(dy.shape()) : "",
+                                 dtype_name(dtype()), shape_str(shape())));
+  }
+  const std::vector<VarImpl*> order = topological_order(impl().get());
+  impl()->accumulate(dy);
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    VarImpl* node = *it;
+    if (node->is_leaf() || !node->grad.defined()) continue;
+    node->backward(node->grad, GradSink(node->inputs));
+    if (!options.keep_all_grads && !node->retain_grad) node->grad = Tensor();
+  }
+}
+
+Variable make_result(Tensor y, Op op, const std::vector<Variable>& inputs, BackwardFn backward) {
+  auto impl = std::make_shared<VarImpl>();
+  impl->data = std::move(y);
+  if (grad_enabled()) {
+    bool any = false;
+    for (const auto& v : inputs) any = any || v.requires_grad();
+    if (any) {
+      impl->requires_grad = true;
+      impl->op = op;
+      for (const auto& v : inputs) impl->inputs.push_back(v.impl());
+      impl->backward = std::move(backward);
+    }
+  }
+  return Variable(std::move(impl));
+}
+
+}  // namespace seqgrad

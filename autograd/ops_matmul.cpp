@@ -1,0 +1,43 @@
+// Matrix product. The backward products are written with transposed views, which gemm reads
+// as transpose flags, so no operand is copied.
+#include "autograd/ops.h"
+#include "tensor/matmul.h"
+
+namespace seqgrad {
+
+namespace {
+// The last two axes swapped: a free view.
+Tensor mT(const Tensor& t) { return t.transpose(-2, -1); }
+}  // namespace
+
+// y = a @ b;  da = dy @ b^T, db = a^T @ dy
+// NOTE: when one operand is 2-D and the other 3-D, the 2-D one was shared by every batch entry,
+// so its gradient is the sum over the batch.
+Variable matmul(const Variable& a, const Variable& b) {
+  Tensor y = matmul(a.data(), b.data());
+  return make_result(std::move(y), Op::matmul, {&a, &b},
+                     [ta = a.data(), tb = b.data()](const Tensor& dy, const GradSink& g) {
+                       if (g.needs(0)) {
+                         if (ta.dim() == 2 && dy.dim() == 3) {
+                           // b was 3-D: sum_b dy_b @ b_b^T = [dy_0 .. dy_B] @ [b_0^T; ..; b_B^T]
+                           const Tensor dyc = dy.permute({1, 0, 2}).reshape({dy.size(1), -1});
+                           const Tensor bc = mT(tb).reshape({-1, ta.size(1)});
+                           g.add(0, matmul(dyc, bc));
+                         } else {
+                           g.add(0, matmul(dy, mT(tb)));
+                         }
+                       }
+                       if (g.needs(1)) {
+                         if (tb.dim() == 2 && dy.dim() == 3) {
+                           // sum_b a_b^T @ dy_b: fold the batch into the rows
+                           const Tensor af = ta.reshape({-1, ta.size(-1)});
+                           const Tensor dyf = dy.reshape({-1, dy.size(-1)});
+                           g.add(1, matmul(mT(af), dyf));
+                         } else {
+                           g.add(1, matmul(mT(ta), dy));
+                         }
+                       }
+                     });
+}
+
+}  // namespace seqgrad

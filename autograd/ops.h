@@ -1,0 +1,84 @@
+// Differentiable ops on Variables. Each is a free function; primitives attach their backward
+// right below the forward in autograd/ops_<family>.cpp, composites are written from primitives.
+// Every op here has an entry in autograd/op_registry.h and a gradcheck case in the tests.
+// Shapes are checked (by the tensor kernel the op calls) before anything is computed.
+#pragma once
+
+#include <vector>
+
+#include "autograd/variable.h"
+#include "tensor/reduce.h"
+
+namespace seqgrad {
+
+// --- arithmetic (ops_arith.cpp), NumPy broadcasting ---
+Variable add(const Variable& a, const Variable& b);      // y = a + b
+Variable sub(const Variable& a, const Variable& b);      // y = a - b
+Variable mul(const Variable& a, const Variable& b);      // y = a * b
+Variable div(const Variable& a, const Variable& b);      // y = a / b
+Variable maximum(const Variable& a, const Variable& b);  // y = max(a, b); ties send dy to a
+Variable minimum(const Variable& a, const Variable& b);  // y = min(a, b); ties send dy to a
+Variable affine(const Variable& x, double s, double t);  // y = s * x + t
+Variable neg(const Variable& x);                         // y = -x
+// y = cond ? a : b (cond a boolean tensor, no gradient)
+Variable where(const Tensor& cond, const Variable& a, const Variable& b);
+// y = mask ? value : x
+Variable masked_fill(const Variable& x, const Tensor& mask, double value);
+
+Variable operator+(const Variable& a, const Variable& b);
+Variable operator-(const Variable& a, const Variable& b);
+Variable operator*(const Variable& a, const Variable& b);
+Variable operator/(const Variable& a, const Variable& b);
+Variable operator-(const Variable& x);
+Variable operator+(const Variable& x, double s);
+Variable operator+(double s, const Variable& x);
+Variable operator-(const Variable& x, double s);
+Variable operator-(double s, const Variable& x);
+Variable operator*(const Variable& x, double s);
+Variable operator*(double s, const Variable& x);
+Variable operator/(const Variable& x, double s);
+
+// --- unary (ops_unary.cpp) ---
+Variable exp(const Variable& x);
+Variable log(const Variable& x);
+Variable tanh(const Variable& x);
+Variable sigmoid(const Variable& x);
+Variable relu(const Variable& x);
+Variable sqrt(const Variable& x);
+Variable pow(const Variable& x, double p);
+
+// --- reductions (ops_reduce.cpp); empty axes = all axes ---
+Variable sum(const Variable& x, const Axes& axes = {}, bool keepdim = false);
+Variable mean(const Variable& x, const Axes& axes = {}, bool keepdim = false);
+// Ties share the gradient equally.
+Variable amax(const Variable& x, const Axes& axes = {}, bool keepdim = false);
+
+// --- shape (ops_shape.cpp): views where the tensor layer can view ---
+Variable reshape(const Variable& x, const Shape& shape);
+Variable permute(const Variable& x, const std::vector<std::int64_t>& order);
+Variable transpose(const Variable& x, std::int64_t a, std::int64_t b);
+Variable narrow(const Variable& x, std::int64_t axis, std::int64_t start, std::int64_t length);
+Variable select(const Variable& x, std::int64_t axis, std::int64_t index);
+Variable unsqueeze(const Variable& x, std::int64_t axis);
+Variable squeeze(const Variable& x, std::int64_t axis);
+Variable expand(const Variable& x, const Shape& shape);
+Variable contiguous(const Variable& x);
+Variable concat(const std::vector<Variable>& xs, std::int64_t axis);
+Variable stack(const std::vector<Variable>& xs, std::int64_t axis);
+std::vector<Variable> split(const Variable& x, const std::vector<std::int64_t>& sizes,
+                            std::int64_t axis);
+
+// --- matmul (ops_matmul.cpp): shapes as tensor/matmul.h ---
+Variable matmul(const Variable& a, const Variable& b);
+
+// --- indexing (ops_index.cpp); indices are int64 tensors, never differentiated ---
+Variable index_select(const Variable& x, std::int64_t axis, const Tensor& index);
+// y[..., :] = weight[ids[...], :]: ids of any shape, y of shape ids.shape + [E].
+Variable embedding(const Variable& weight, const Tensor& ids);
+Variable gather(const Variable& x, std::int64_t axis, const Tensor& index);
+
+// --- softmax (ops_softmax.cpp); mask semantics as tensor/softmax.h ---
+Variable softmax(const Variable& x, std::int64_t axis, const Tensor& mask = {});
+Variable log_softmax(const Variable& x, std::int64_t axis, const Tensor& mask = {});
+
+}  // namespace seqgrad

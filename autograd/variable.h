@@ -1,0 +1,123 @@
+// Variable: a tensor on the tape. A leaf is made by the user (parameters, inputs); every other
+// Variable is the output of an op and remembers the op's name, its inputs and a backward
+// closure written right under the op's forward (see ops_*.cpp).
+//
+// Gradients accumulate: backward adds into `.grad`, so a value used twice receives the sum.
+// Leaves own their gradient buffer (dense, never shared), so optimizers may update it in place.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/op_registry.h"
+#include "tensor/tensor.h"
+
+namespace seqgrad {
+
+struct VarImpl;
+class Variable;
+
+// What a backward closure uses to hand gradients to the op's inputs.
+class GradSink {
+ public:
+  explicit GradSink(const std::vector<std::shared_ptr<VarImpl>>& inputs) : inputs_(inputs) {}
+  // Whether input i wants a gradient (skip computing it otherwise).
+  bool needs(std::size_t i) const;
+  // Adds g (of input i's shape and dtype) into input i's gradient.
+  void add(std::size_t i, const Tensor& g) const;
+
+ private:
+  const std::vector<std::shared_ptr<VarImpl>>& inputs_;
+};
+
+// dy is the gradient of the loss with respect to this node's output.
+using BackwardFn = std::function<void(const Tensor& dy, const GradSink& sink)>;
+
+struct VarImpl {
+  Tensor data;
+  Tensor grad;  // undefined until a backward pass reaches this value
+  bool requires_grad = false;
+  bool retain_grad = false;  // keep .grad on a non-leaf after backward
+  std::string name;          // optional label for graph dumps
+  // Set on op outputs only.
+  Op op = Op::leaf;
+  std::vector<std::shared_ptr<VarImpl>> inputs;
+  BackwardFn backward;
+
+  bool is_leaf() const { return op == Op::leaf; }
+  // Adds g into grad (first time: takes it, copying for leaves so the buffer is their own).
+  void accumulate(const Tensor& g);
+};
+
+struct BackwardOptions {
+  // Keep every intermediate's .grad after the pass (for inspection and DOT dumps); by default
+  // only leaves and values marked retain_grad() keep theirs.
+  bool keep_all_grads = false;
+};
+
+class Variable {
+ public:
+  Variable() = default;
+  explicit Variable(Tensor data, bool requires_grad = false);
+
+  bool defined() const { return impl_ != nullptr; }
+  const Tensor& data() const;
+  Tensor& data();
+  const Tensor& grad() const;
+  bool requires_grad() const { return impl_ && impl_->requires_grad; }
+  Variable& set_requires_grad(bool on);
+  Variable& set_name(std::string name);
+  const std::string& name() const;
+  // Keep this non-leaf's gradient after backward.
+  Variable& retain_grad();
+
+  const Shape& shape() const { return data().shape(); }
+  DType dtype() const { return data().dtype(); }
+  std::int64_t dim() const { return data().dim(); }
+  std::int64_t numel() const { return data().numel(); }
+  std::int64_t size(std::int64_t axis) const { return data().size(axis); }
+  double item() const { return data().item(); }
+
+  Op op() const { return impl_ ? impl_->op : Op::leaf; }
+  bool is_leaf() const { return !impl_ || impl_->is_leaf(); }
+
+  // Reverse sweep from this value. Without an upstream gradient the value must hold one element
+  // (its gradient is then 1).
+  void backward(const BackwardOptions& options = {}) const;
+  void backward(const Tensor& dy, const BackwardOptions& options = {}) const;
+  void zero_grad();  // drops the gradient (the next backward starts from nothing)
+  // The same data, cut from the tape: a leaf that does not require grad.
+  Variable detach() const;
+
+  const std::shared_ptr<VarImpl>& impl() const { return impl_; }
+  explicit Variable(std::shared_ptr<VarImpl> impl) : impl_(std::move(impl)) {}
+
+ private:
+  std::shared_ptr<VarImpl> impl_;
+};
+
+// Gradient recording is on by default; NoGradGuard turns it off for its scope (evaluation,
+// optimizer updates). Thread-local.
+bool grad_enabled();
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Builds an op's output: records inputs and backward only when recording is on and some input
+// requires grad, so inference pays for none of it.
+template <class F>
+Variable make_result(Tensor y, Op op, std::initializer_list<const Variable*> inputs, F&& backward);
+Variable make_result(Tensor y, Op op, const std::vector<Variable>& inputs, BackwardFn backward);
+
+}  // namespace seqgrad
+
+#include "autograd/variable_impl.h"

@@ -1,0 +1,154 @@
+// The tape itself: accumulation, grad mode, detach, zero_grad, error cases and the DOT dump.
+// Per-op gradients are checked in test_gradcheck.cpp.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "autograd/autograd.h"
+
+namespace seqgrad {
+namespace {
+
+Variable param(std::initializer_list<double> v, const Shape& s) {
+  return Variable(Tensor::from_list(v, s, DType::f64), true);
+}
+
+TEST_CASE("backward: scalar chain and gradient values") {
+  // y = sum((a * b + a)^2) with a = [1,2], b = [3,4]: dy/da = 2(ab+a)(b+1), dy/db = 2(ab+a)a
+  Variable a = param({1, 2}, {2});
+  Variable b = param({3, 4}, {2});
+  Variable y = sum(pow(a * b + a, 2.0));
+  CHECK(y.item() == doctest::Approx(16.0 + 100.0));
+  y.backward();
+  CHECK(a.grad().at({0}) == doctest::Approx(2 * 4 * 4));
+  CHECK(a.grad().at({1}) == doctest::Approx(2 * 10 * 5));
+  CHECK(b.grad().at({0}) == doctest::Approx(2 * 4 * 1));
+  CHECK(b.grad().at({1}) == doctest::Approx(2 * 10 * 2));
+}
+
+TEST_CASE("backward: a value used twice receives the sum of both gradients") {
+  Variable x = param({3}, {1});
+  Variable y = sum(x * x + x);  // dy/dx = 2x + 1 = 7
+  y.backward();
+  CHECK(x.grad().item() == doctest::Approx(7.0));
+}
+
+TEST_CASE("backward: repeated passes accumulate until zero_grad") {
+  Variable x = param({1, 2}, {2});
+  Variable y = sum(x * 3.0);
+  y.backward();
+  y.backward();
+  CHECK(x.grad().at({1}) == doctest::Approx(6.0));
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+  y.backward();
+  CHECK(x.grad().at({1}) == doctest::Approx(3.0));
+}
+
+TEST_CASE("backward: leaf gradients are dense buffers of their own") {
+  // add hands the same dy to both inputs; the leaves must not share it, and a broadcast
+  // gradient (sum's backward is an expand) must arrive dense.
+  Variable a = param({1, 2, 3}, {3});
+  Variable b = param({4, 5, 6}, {3});
+  sum(a + b).backward();
+  CHECK_FALSE(a.grad().shares_storage(b.grad()));
+  CHECK(a.grad().is_contiguous());
+  Tensor g = a.grad();
+  g.fill_(0.0);
+  CHECK(b.grad().at({0}) == doctest::Approx(1.0));
+}
+
+TEST_CASE("backward: upstream gradient for non-scalar outputs") {
+  Variable x = param({1, 2, 3, 4}, {2, 2});
+  Variable y = x * 2.0;
+  y.backward(Tensor::from_list({1, 0, 0, 5}, {2, 2}, DType::f64));
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{2, 0, 0, 10});
+}
+
+TEST_CASE("backward: errors") {
+  Variable x = param({1, 2}, {2});
+  Variable y = x * 2.0;
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("backward: the output [2] is not a scalar"),
+                       ValueError);
+  CHECK_THROWS_WITH_AS(y.backward(Tensor::ones({3}, DType::f64)),
+                       doctest::Contains("does not match the output float64[2]"), ShapeError);
+  Variable c(Tensor::ones({1}, DType::f64));
+  CHECK_THROWS_WITH_AS((c * 2.0).backward(), doctest::Contains("does not require grad"), ValueError);
+  CHECK_THROWS_AS(Variable(Tensor::ones({1}, DType::i64), true), DTypeError);
+}
+
+TEST_CASE("grad mode: NoGradGuard records nothing and restores the mode") {
+  Variable x = param({1}, {1});
+  {
+    NoGradGuard guard;
+    CHECK_FALSE(grad_enabled());
+    Variable y = x * 2.0;
+    CHECK_FALSE(y.requires_grad());
+    CHECK(y.is_leaf());
+  }
+  CHECK(grad_enabled());
+  CHECK((x * 2.0).requires_grad());
+}
+
+TEST_CASE("detach cuts the tape but shares the data") {
+  Variable x = param({2}, {1});
+  Variable d = (x * 3.0).detach();
+  CHECK_FALSE(d.requires_grad());
+  CHECK(d.item() == doctest::Approx(6.0));
+  Variable y = sum(d * x);  // only the direct path to x counts: dy/dx = d = 6
+  y.backward();
+  CHECK(x.grad().item() == doctest::Approx(6.0));
+}
+
+TEST_CASE("intermediate gradients are freed unless retained") {
+  Variable x = param({1, 2}, {2});
+  Variable h = x * 2.0;
+  Variable k = x * 3.0;
+  k.retain_grad();
+  Variable y = sum(h + k);
+  y.backward();
+  CHECK_FALSE(h.grad().defined());
+  REQUIRE(k.grad().defined());
+  CHECK(k.grad().at({0}) == doctest::Approx(1.0));
+
+  Variable x2 = param({1, 2}, {2});
+  Variable h2 = tanh(x2);
+  sum(h2).backward(BackwardOptions{.keep_all_grads = true});
+  CHECK(h2.grad().defined());
+}
+
+TEST_CASE("nodes know their op name and shape; DOT export shows both and grad norms") {
+  Variable w = param({1, 2, 3, 4, 5, 6}, {2, 3});
+  w.set_name("w");
+  Variable x = param({1, 1, 1}, {3, 1});
+  Variable y = matmul(w, x);
+  CHECK(y.op() == Op::matmul);
+  CHECK(op_name(y.op()) == "matmul");
+  Variable loss = sum(tanh(y));
+  loss.backward(BackwardOptions{.keep_all_grads = true});
+  const std::string dot = to_dot(loss);
+  CHECK(dot.find("digraph") == 0);
+  CHECK(dot.find("matmul") != std::string::npos);
+  CHECK(dot.find("tanh") != std::string::npos);
+  CHECK(dot.find("sum") != std::string::npos);
+  CHECK(dot.find("float64 [2,1]") != std::string::npos);
+  CHECK(dot.find("w\\n") != std::string::npos);  // the named leaf
+  CHECK(dot.find("|grad| = ") != std::string::npos);
+  // every edge endpoint is a declared node: 5 values (w, x, matmul, tanh, sum), 4 edges
+  CHECK(std::count(dot.begin(), dot.end(), '>') == 4);
+}
+
+TEST_CASE("the op registry lists unique names, and primitives create nodes under them") {
+  std::set<std::string_view> names;
+  for (const auto& info : kOps) names.insert(info.name);
+  CHECK(names.size() == kOps.size());
+  CHECK(op_name(Op::leaf) == "leaf");
+  Variable x = param({1, 2}, {2});
+  CHECK(op_name(softmax(x, 0).op()) == "softmax");
+  CHECK(op_name((x + x).op()) == "add");
+  CHECK(op_name(mean(x).op()) == "affine");  // mean is a composite: sum then scale
+}
+
+}  // namespace
+}  // namespace seqgrad

@@ -50,9 +50,10 @@ int main() {
                                   init({kHidden, kClasses}, kHidden), init({kClasses}, kHidden)};
   const Tensor targets = labels.reshape({-1, 1});
   const double lr = 1.0;
-  fmt::print("seqgrad demo: 2-layer MLP (2 -> {} -> 3, tanh) on 3 spirals, {} points, gradient "
-             "descent lr {}\n",
-             kHidden, x_data.size(0), lr);
+  fmt::print(
+      "seqgrad demo: 2-layer MLP (2 -> {} -> 3, tanh) on 3 spirals, {} points, gradient "
+      "descent lr {}\n",
+      kHidden, x_data.size(0), lr);
   double loss_value = 0;
   for (int step = 0; step <= 2000; ++step) {
     const Variable h = tanh(matmul(x, params[0]) + params[1]);

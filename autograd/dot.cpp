@@ -44,9 +44,10 @@ std::string to_dot(const Variable& root) {
     if (v->grad.defined()) lines.push_back(fmt::format("|grad| = {:.4g}", l2_norm(v->grad)));
     std::string label;
     for (const auto& line : lines) label += (label.empty() ? "" : "\\n") + escape(line);
-    const char* style = v->is_leaf() ? (v->requires_grad ? "shape=box,style=filled,fillcolor=lightblue"
-                                                         : "shape=box")
-                                     : "shape=ellipse";
+    const char* style =
+        v->is_leaf()
+            ? (v->requires_grad ? "shape=box,style=filled,fillcolor=lightblue" : "shape=box")
+            : "shape=ellipse";
     nodes += fmt::format("  n{} [label=\"{}\",{}];\n", id, label, style);
     for (const auto& in : v->inputs) {
       auto [it, fresh] = ids.emplace(in.get(), static_cast<int>(ids.size()));

@@ -53,8 +53,8 @@ void Variable::backward(const Tensor& dy, const BackwardOptions& options) const 
   if (!dy.defined() || dy.shape() != shape() || dy.dtype() != dtype()) {
     throw ShapeError(fmt::format("backward: upstream gradient {}{} does not match the output {}{}",
                                  dy.defined() ? dtype_name(dy.dtype()) : "undefined",
-                                 dy.defined() ? shape_str(dy.shape()) : "",
-                                 dtype_name(dtype()), shape_str(shape())));
+                                 dy.defined() ? shape_str(dy.shape()) : "", dtype_name(dtype()),
+                                 shape_str(shape())));
   }
   const std::vector<VarImpl*> order = topological_order(impl().get());
   impl()->accumulate(dy);

@@ -36,14 +36,25 @@ std::vector<double> forward_values(const GradcheckFn& f, const std::vector<Varia
 }  // namespace
 
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
-                          const GradcheckOptions& options) {
+                          const GradcheckOptions& options, const std::vector<Variable>& params) {
+  // `vars` are what f receives; `checked` adds the params, and is what gets perturbed.
   std::vector<Variable> vars;
-  std::vector<std::vector<std::int64_t>> offsets;
-  for (std::size_t k = 0; k < inputs.size(); ++k) {
-    const Tensor& t = inputs[k];
+  for (const auto& t : inputs) {
     if (!t.defined() || t.dtype() != DType::f64) {
-      throw DTypeError(fmt::format("gradcheck: input {} must be a float64 tensor", k));
+      throw DTypeError("gradcheck: every input must be a float64 tensor");
     }
+    vars.emplace_back(t, true);
+  }
+  std::vector<Variable> checked = vars;
+  for (const auto& p : params) {
+    if (!p.defined() || !p.is_leaf() || !p.requires_grad() || p.dtype() != DType::f64) {
+      throw DTypeError("gradcheck: every param must be a float64 leaf that requires grad");
+    }
+    checked.push_back(p);
+  }
+  std::vector<std::vector<std::int64_t>> offsets;
+  for (std::size_t k = 0; k < checked.size(); ++k) {
+    const Tensor& t = checked[k].data();
     offsets.push_back(element_offsets(t));
     auto sorted = offsets.back();
     std::sort(sorted.begin(), sorted.end());
@@ -53,7 +64,6 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
           "tensor and broadcast inside the function",
           k, shape_str(t.shape())));
     }
-    vars.emplace_back(t, true);
   }
 
   const Variable y = f(vars);
@@ -64,11 +74,11 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
   // Analytic Jacobian, one row per output element: rows[o][k][j] = d y_o / d x_kj.
   std::vector<std::vector<std::vector<double>>> rows(m);
   for (std::int64_t o = 0; o < m; ++o) {
-    for (auto& v : vars) v.zero_grad();
+    for (auto& v : checked) v.zero_grad();
     Tensor onehot = Tensor::zeros(y.shape(), DType::f64);
     onehot.data<double>()[o] = 1.0;
     y.backward(onehot);
-    for (auto& v : vars) {
+    for (auto& v : checked) {
       rows[o].push_back(v.grad().defined() ? v.grad().to_vector<double>()
                                            : std::vector<double>(v.numel(), 0.0));
     }
@@ -77,10 +87,10 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
   Generator gen(options.seed);
   const Tensor u = normal(y.shape(), 0.0, 1.0, DType::f64, gen);
   const std::vector<double> uv = u.to_vector<double>();
-  for (auto& v : vars) v.zero_grad();
+  for (auto& v : checked) v.zero_grad();
   y.backward(u);
   std::vector<std::vector<double>> vjp;
-  for (auto& v : vars) {
+  for (auto& v : checked) {
     vjp.push_back(v.grad().defined() ? v.grad().to_vector<double>()
                                      : std::vector<double>(v.numel(), 0.0));
   }
@@ -98,8 +108,8 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
     }
   };
 
-  for (std::size_t k = 0; k < inputs.size(); ++k) {
-    double* base = vars[k].data().data<double>();
+  for (std::size_t k = 0; k < checked.size(); ++k) {
+    double* base = checked[k].data().data<double>();
     for (std::size_t j = 0; j < offsets[k].size(); ++j) {
       double& x = base[offsets[k][j]];
       const double saved = x;

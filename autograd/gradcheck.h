@@ -32,8 +32,10 @@ using GradcheckFn = std::function<Variable(const std::vector<Variable>&)>;
 
 // Each input must be a float64 tensor whose elements sit at distinct storage locations (any
 // strides, including transposed views, but no stride-0 broadcast views). Every input is
-// checked. The inputs' values are restored afterwards.
+// checked, and so is every variable in `params`: float64 leaves that f uses directly, such as a
+// layer's parameters (perturbed in place). All values are restored afterwards.
 GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
-                          const GradcheckOptions& options = {});
+                          const GradcheckOptions& options = {},
+                          const std::vector<Variable>& params = {});
 
 }  // namespace seqgrad

@@ -73,8 +73,9 @@ Variable matmul(const Variable& a, const Variable& b);
 
 // --- indexing (ops_index.cpp); indices are int64 tensors, never differentiated ---
 Variable index_select(const Variable& x, std::int64_t axis, const Tensor& index);
-// y[..., :] = weight[ids[...], :]: ids of any shape, y of shape ids.shape + [E].
-Variable embedding(const Variable& weight, const Tensor& ids);
+// y[..., :] = weight[ids[...], :]: ids of any shape, y of shape ids.shape + [E]. The row
+// `padding_idx` (if >= 0) receives no gradient.
+Variable embedding(const Variable& weight, const Tensor& ids, std::int64_t padding_idx = -1);
 Variable gather(const Variable& x, std::int64_t axis, const Tensor& index);
 
 // --- softmax (ops_softmax.cpp); mask semantics as tensor/softmax.h ---

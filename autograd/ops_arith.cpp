@@ -82,7 +82,9 @@ Variable affine(const Variable& x, double s, double t) {
                      [s](const Tensor& dy, const GradSink& g) { g.add(0, affine(dy, s, 0.0)); });
 }
 
-Variable neg(const Variable& x) { return affine(x, -1.0, 0.0); }
+Variable neg(const Variable& x) {
+  return affine(x, -1.0, 0.0);
+}
 
 // y = cond ? a : b;  da = dy where cond, db = dy elsewhere
 Variable where(const Tensor& cond, const Variable& a, const Variable& b) {
@@ -96,23 +98,46 @@ Variable where(const Tensor& cond, const Variable& a, const Variable& b) {
 // y = mask ? value : x;  dx = dy where not mask
 Variable masked_fill(const Variable& x, const Tensor& mask, double value) {
   Tensor y = masked_fill(x.data(), mask, value);
-  return make_result(std::move(y), Op::masked_fill, {&x},
-                     [mask](const Tensor& dy, const GradSink& g) {
-                       g.add(0, masked_fill(dy, mask, 0.0));
-                     });
+  return make_result(
+      std::move(y), Op::masked_fill, {&x},
+      [mask](const Tensor& dy, const GradSink& g) { g.add(0, masked_fill(dy, mask, 0.0)); });
 }
 
-Variable operator+(const Variable& a, const Variable& b) { return add(a, b); }
-Variable operator-(const Variable& a, const Variable& b) { return sub(a, b); }
-Variable operator*(const Variable& a, const Variable& b) { return mul(a, b); }
-Variable operator/(const Variable& a, const Variable& b) { return div(a, b); }
-Variable operator-(const Variable& x) { return neg(x); }
-Variable operator+(const Variable& x, double s) { return affine(x, 1.0, s); }
-Variable operator+(double s, const Variable& x) { return affine(x, 1.0, s); }
-Variable operator-(const Variable& x, double s) { return affine(x, 1.0, -s); }
-Variable operator-(double s, const Variable& x) { return affine(x, -1.0, s); }
-Variable operator*(const Variable& x, double s) { return affine(x, s, 0.0); }
-Variable operator*(double s, const Variable& x) { return affine(x, s, 0.0); }
-Variable operator/(const Variable& x, double s) { return affine(x, 1.0 / s, 0.0); }
+Variable operator+(const Variable& a, const Variable& b) {
+  return add(a, b);
+}
+Variable operator-(const Variable& a, const Variable& b) {
+  return sub(a, b);
+}
+Variable operator*(const Variable& a, const Variable& b) {
+  return mul(a, b);
+}
+Variable operator/(const Variable& a, const Variable& b) {
+  return div(a, b);
+}
+Variable operator-(const Variable& x) {
+  return neg(x);
+}
+Variable operator+(const Variable& x, double s) {
+  return affine(x, 1.0, s);
+}
+Variable operator+(double s, const Variable& x) {
+  return affine(x, 1.0, s);
+}
+Variable operator-(const Variable& x, double s) {
+  return affine(x, 1.0, -s);
+}
+Variable operator-(double s, const Variable& x) {
+  return affine(x, -1.0, s);
+}
+Variable operator*(const Variable& x, double s) {
+  return affine(x, s, 0.0);
+}
+Variable operator*(double s, const Variable& x) {
+  return affine(x, s, 0.0);
+}
+Variable operator/(const Variable& x, double s) {
+  return affine(x, 1.0 / s, 0.0);
+}
 
 }  // namespace seqgrad

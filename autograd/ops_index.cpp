@@ -19,14 +19,29 @@ Variable index_select(const Variable& x, std::int64_t axis, const Tensor& index)
                      });
 }
 
-Variable embedding(const Variable& weight, const Tensor& ids) {
+// y[..., :] = weight[ids[...], :];  dweight[v] = sum of dy over the positions holding id v,
+// except the padding row, which never receives gradient
+Variable embedding(const Variable& weight, const Tensor& ids, std::int64_t padding_idx) {
   if (weight.dim() != 2) {
-    throw ShapeError(fmt::format("{}: weight must be [V,E], got {}", __func__,
-                                 shape_str(weight.shape())));
+    throw ShapeError(
+        fmt::format("{}: weight must be [V,E], got {}", __func__, shape_str(weight.shape())));
   }
-  Shape out = ids.defined() ? ids.shape() : Shape{};
+  if (padding_idx >= weight.size(0)) {
+    throw IndexError(fmt::format("{}: padding index {} is outside the {} rows of the weight",
+                                 __func__, padding_idx, weight.size(0)));
+  }
+  if (!ids.defined()) throw ValueError(fmt::format("{}: ids tensor is undefined", __func__));
+  const Tensor flat = ids.reshape({-1});
+  Shape out = ids.shape();
   out.push_back(weight.size(1));
-  return reshape(index_select(weight, 0, ids.defined() ? ids.reshape({-1}) : ids), out);
+  Tensor y = index_select(weight.data(), 0, flat).reshape(out);
+  return make_result(std::move(y), Op::embedding, {&weight},
+                     [in = weight.shape(), flat, padding_idx](const Tensor& dy, const GradSink& g) {
+                       Tensor dw = Tensor::zeros(in, dy.dtype());
+                       index_add_(dw, 0, flat, dy.reshape({-1, in[1]}));
+                       if (padding_idx >= 0) dw.select(0, padding_idx).fill_(0.0);
+                       g.add(0, dw);
+                     });
 }
 
 // y = x[..., index[...], ...] along axis (elementwise pick);  dx = scatter_add of dy

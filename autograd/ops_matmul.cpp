@@ -7,7 +7,9 @@ namespace seqgrad {
 
 namespace {
 // The last two axes swapped: a free view.
-Tensor mT(const Tensor& t) { return t.transpose(-2, -1); }
+Tensor mT(const Tensor& t) {
+  return t.transpose(-2, -1);
+}
 }  // namespace
 
 // y = a @ b;  da = dy @ b^T, db = a^T @ dy

@@ -29,8 +29,8 @@ Variable mean(const Variable& x, const Axes& axes, bool keepdim) {
   std::int64_t count = 1;
   for (auto a : ax) count *= x.shape()[a];
   if (count == 0) {
-    throw ValueError(fmt::format("{}: mean over zero elements of {}", __func__,
-                                 shape_str(x.shape())));
+    throw ValueError(
+        fmt::format("{}: mean over zero elements of {}", __func__, shape_str(x.shape())));
   }
   return sum(x, ax, keepdim) * (1.0 / static_cast<double>(count));
 }

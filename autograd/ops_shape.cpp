@@ -11,10 +11,9 @@ namespace seqgrad {
 // y = x viewed as `shape`;  dx = dy viewed as x's shape
 Variable reshape(const Variable& x, const Shape& shape) {
   Tensor y = x.data().reshape(shape);
-  return make_result(std::move(y), Op::reshape, {&x},
-                     [in = x.shape()](const Tensor& dy, const GradSink& g) {
-                       g.add(0, dy.reshape(in));
-                     });
+  return make_result(
+      std::move(y), Op::reshape, {&x},
+      [in = x.shape()](const Tensor& dy, const GradSink& g) { g.add(0, dy.reshape(in)); });
 }
 
 // y = x with axes reordered;  dx = dy with the inverse order
@@ -24,10 +23,9 @@ Variable permute(const Variable& x, const std::vector<std::int64_t>& order) {
   for (std::size_t i = 0; i < order.size(); ++i) {
     inverse[order[i] < 0 ? order[i] + x.dim() : order[i]] = static_cast<std::int64_t>(i);
   }
-  return make_result(std::move(y), Op::permute, {&x},
-                     [inverse](const Tensor& dy, const GradSink& g) {
-                       g.add(0, dy.permute(inverse));
-                     });
+  return make_result(
+      std::move(y), Op::permute, {&x},
+      [inverse](const Tensor& dy, const GradSink& g) { g.add(0, dy.permute(inverse)); });
 }
 
 Variable transpose(const Variable& x, std::int64_t a, std::int64_t b) {
@@ -73,10 +71,9 @@ Variable squeeze(const Variable& x, std::int64_t axis) {
 // y = x broadcast to `shape` (stride 0);  dx = dy summed back to x's shape
 Variable expand(const Variable& x, const Shape& shape) {
   Tensor y = x.data().expand(shape);
-  return make_result(std::move(y), Op::expand, {&x},
-                     [in = x.shape()](const Tensor& dy, const GradSink& g) {
-                       g.add(0, sum_to_shape(dy, in));
-                     });
+  return make_result(
+      std::move(y), Op::expand, {&x},
+      [in = x.shape()](const Tensor& dy, const GradSink& g) { g.add(0, sum_to_shape(dy, in)); });
 }
 
 // y = x in dense layout;  dx = dy
@@ -95,14 +92,13 @@ Variable concat(const std::vector<Variable>& xs, std::int64_t axis) {
   Tensor y = concat(parts, axis);  // checks shapes and the axis
   const std::int64_t a = normalize_axis(axis, y.dim(), __func__);
   for (const auto& x : xs) sizes.push_back(x.shape()[a]);
-  return make_result(std::move(y), Op::concat, xs,
-                     [a, sizes](const Tensor& dy, const GradSink& g) {
-                       std::int64_t pos = 0;
-                       for (std::size_t i = 0; i < sizes.size(); ++i) {
-                         if (g.needs(i)) g.add(i, dy.narrow(a, pos, sizes[i]));
-                         pos += sizes[i];
-                       }
-                     });
+  return make_result(std::move(y), Op::concat, xs, [a, sizes](const Tensor& dy, const GradSink& g) {
+    std::int64_t pos = 0;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      if (g.needs(i)) g.add(i, dy.narrow(a, pos, sizes[i]));
+      pos += sizes[i];
+    }
+  });
 }
 
 Variable stack(const std::vector<Variable>& xs, std::int64_t axis) {
@@ -111,8 +107,8 @@ Variable stack(const std::vector<Variable>& xs, std::int64_t axis) {
     if (x.shape() != xs[0].shape()) {
       std::vector<std::string> shapes;
       for (const auto& v : xs) shapes.push_back(shape_str(v.shape()));
-      throw ShapeError(fmt::format("{}: all shapes must be equal, got {}", __func__,
-                                   fmt::join(shapes, ", ")));
+      throw ShapeError(
+          fmt::format("{}: all shapes must be equal, got {}", __func__, fmt::join(shapes, ", ")));
     }
   }
   const std::int64_t a = normalize_axis(axis, xs[0].dim() + 1, __func__);

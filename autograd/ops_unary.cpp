@@ -15,9 +15,8 @@ Variable exp(const Variable& x) {
 // y = ln x;  dx = dy / x
 Variable log(const Variable& x) {
   Tensor y = log(x.data());
-  return make_result(std::move(y), Op::log, {&x}, [t = x.data()](const Tensor& dy, const GradSink& g) {
-    g.add(0, div(dy, t));
-  });
+  return make_result(std::move(y), Op::log, {&x},
+                     [t = x.data()](const Tensor& dy, const GradSink& g) { g.add(0, div(dy, t)); });
 }
 
 // y = tanh x;  dx = dy * (1 - y^2)
@@ -39,9 +38,9 @@ Variable sigmoid(const Variable& x) {
 // NOTE: at x = 0 the gradient is 0 (PyTorch's choice); gradcheck keeps inputs off the kink.
 Variable relu(const Variable& x) {
   Tensor y = relu(x.data());
-  return make_result(std::move(y), Op::relu, {&x}, [t = x.data()](const Tensor& dy, const GradSink& g) {
-    g.add(0, relu_backward(t, dy));
-  });
+  return make_result(
+      std::move(y), Op::relu, {&x},
+      [t = x.data()](const Tensor& dy, const GradSink& g) { g.add(0, relu_backward(t, dy)); });
 }
 
 // y = sqrt x;  dx = dy / (2 y)
@@ -55,9 +54,10 @@ Variable sqrt(const Variable& x) {
 // y = x^p;  dx = dy * p * x^(p-1)
 Variable pow(const Variable& x, double p) {
   Tensor y = pow(x.data(), p);
-  return make_result(std::move(y), Op::pow, {&x}, [t = x.data(), p](const Tensor& dy, const GradSink& g) {
-    g.add(0, mul(dy, affine(pow(t, p - 1.0), p, 0.0)));
-  });
+  return make_result(std::move(y), Op::pow, {&x},
+                     [t = x.data(), p](const Tensor& dy, const GradSink& g) {
+                       g.add(0, mul(dy, affine(pow(t, p - 1.0), p, 0.0)));
+                     });
 }
 
 }  // namespace seqgrad

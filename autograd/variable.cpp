@@ -3,7 +3,6 @@
 
 #include <fmt/format.h>
 
-
 #include "tensor/elementwise.h"
 
 namespace seqgrad {
@@ -17,11 +16,19 @@ VarImpl& checked(const std::shared_ptr<VarImpl>& impl, std::string_view what) {
 }
 }  // namespace
 
-bool grad_enabled() { return g_grad_enabled; }
-NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+bool grad_enabled() {
+  return g_grad_enabled;
+}
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
+  g_grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  g_grad_enabled = previous_;
+}
 
-bool GradSink::needs(std::size_t i) const { return inputs_[i]->requires_grad; }
+bool GradSink::needs(std::size_t i) const {
+  return inputs_[i]->requires_grad;
+}
 
 void GradSink::add(std::size_t i, const Tensor& g) const {
   if (inputs_[i]->requires_grad) inputs_[i]->accumulate(g);
@@ -31,9 +38,9 @@ void VarImpl::accumulate(const Tensor& g) {
   // An op's backward must hand each input a gradient of exactly its shape and dtype; a mismatch
   // is a bug in that backward, caught here (a shape compare) rather than as silent corruption.
   if (g.shape() != data.shape() || g.dtype() != data.dtype()) {
-    throw std::logic_error(fmt::format("internal error: a backward produced {}{} for a value of {}{}",
-                                       dtype_name(g.dtype()), shape_str(g.shape()),
-                                       dtype_name(data.dtype()), shape_str(data.shape())));
+    throw std::logic_error(fmt::format(
+        "internal error: a backward produced {}{} for a value of {}{}", dtype_name(g.dtype()),
+        shape_str(g.shape()), dtype_name(data.dtype()), shape_str(data.shape())));
   }
   if (!grad.defined()) {
     // Leaves keep a dense buffer of their own: `g` may be a broadcast view, or the very tensor
@@ -52,16 +59,23 @@ Variable::Variable(Tensor data, bool requires_grad) : impl_(std::make_shared<Var
   set_requires_grad(requires_grad);
 }
 
-const Tensor& Variable::data() const { return checked(impl_, "data").data; }
-Tensor& Variable::data() { return checked(impl_, "data").data; }
-const Tensor& Variable::grad() const { return checked(impl_, "grad").grad; }
+const Tensor& Variable::data() const {
+  return checked(impl_, "data").data;
+}
+Tensor& Variable::data() {
+  return checked(impl_, "data").data;
+}
+const Tensor& Variable::grad() const {
+  return checked(impl_, "grad").grad;
+}
 
 Variable& Variable::set_requires_grad(bool on) {
   VarImpl& v = checked(impl_, "set_requires_grad");
   if (on && !is_floating(v.data.dtype())) {
-    throw DTypeError(fmt::format("set_requires_grad: only float32/float64 values can require "
-                                 "grad, this one is {}",
-                                 dtype_name(v.data.dtype())));
+    throw DTypeError(
+        fmt::format("set_requires_grad: only float32/float64 values can require "
+                    "grad, this one is {}",
+                    dtype_name(v.data.dtype())));
   }
   if (!v.is_leaf() && !on) {
     throw ValueError("set_requires_grad: an op's output cannot stop requiring grad; use detach()");
@@ -75,15 +89,21 @@ Variable& Variable::set_name(std::string name) {
   return *this;
 }
 
-const std::string& Variable::name() const { return checked(impl_, "name").name; }
+const std::string& Variable::name() const {
+  return checked(impl_, "name").name;
+}
 
 Variable& Variable::retain_grad() {
   checked(impl_, "retain_grad").retain_grad = true;
   return *this;
 }
 
-void Variable::zero_grad() { checked(impl_, "zero_grad").grad = Tensor(); }
+void Variable::zero_grad() {
+  checked(impl_, "zero_grad").grad = Tensor();
+}
 
-Variable Variable::detach() const { return Variable(checked(impl_, "detach").data, false); }
+Variable Variable::detach() const {
+  return Variable(checked(impl_, "detach").data, false);
+}
 
 }  // namespace seqgrad

@@ -4,8 +4,7 @@
 namespace seqgrad {
 
 template <class F>
-Variable make_result(Tensor y, Op op, std::initializer_list<const Variable*> inputs,
-                     F&& backward) {
+Variable make_result(Tensor y, Op op, std::initializer_list<const Variable*> inputs, F&& backward) {
   auto impl = std::make_shared<VarImpl>();
   impl->data = std::move(y);
   if (grad_enabled()) {

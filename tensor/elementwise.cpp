@@ -17,24 +17,34 @@ namespace {
 
 struct NegOp {
   template <class V>
-  V operator()(V x) const { return -x; }
+  V operator()(V x) const {
+    return -x;
+  }
 };
 struct ExpOp {
   template <class V>
-  V operator()(V x) const { return xsimd::exp(x); }
+  V operator()(V x) const {
+    return xsimd::exp(x);
+  }
 };
 struct LogOp {
   template <class V>
-  V operator()(V x) const { return xsimd::log(x); }
+  V operator()(V x) const {
+    return xsimd::log(x);
+  }
 };
 struct TanhOp {
   template <class V>
-  V operator()(V x) const { return xsimd::tanh(x); }
+  V operator()(V x) const {
+    return xsimd::tanh(x);
+  }
 };
 struct SigmoidOp {
   // 1 / (1 + e^-x): for very negative x, e^-x is +inf and the result a clean 0.
   template <class V>
-  V operator()(V x) const { return V(1) / (V(1) + xsimd::exp(-x)); }
+  V operator()(V x) const {
+    return V(1) / (V(1) + xsimd::exp(-x));
+  }
 };
 struct ReluOp {
   template <class V>
@@ -48,7 +58,9 @@ struct ReluOp {
 };
 struct SqrtOp {
   template <class V>
-  V operator()(V x) const { return xsimd::sqrt(x); }
+  V operator()(V x) const {
+    return xsimd::sqrt(x);
+  }
 };
 struct PowOp {
   double p;
@@ -73,19 +85,27 @@ struct AffineOp {
 
 struct AddOp {
   template <class V>
-  V operator()(V a, V b) const { return a + b; }
+  V operator()(V a, V b) const {
+    return a + b;
+  }
 };
 struct SubOp {
   template <class V>
-  V operator()(V a, V b) const { return a - b; }
+  V operator()(V a, V b) const {
+    return a - b;
+  }
 };
 struct MulOp {
   template <class V>
-  V operator()(V a, V b) const { return a * b; }
+  V operator()(V a, V b) const {
+    return a * b;
+  }
 };
 struct DivOp {
   template <class V>
-  V operator()(V a, V b) const { return a / b; }
+  V operator()(V a, V b) const {
+    return a / b;
+  }
 };
 struct MaxOp {
   template <class V>
@@ -109,11 +129,15 @@ struct MinOp {
 };
 struct TanhBackwardOp {  // (y, dy) -> dy * (1 - y^2)
   template <class V>
-  V operator()(V y, V dy) const { return dy * (V(1) - y * y); }
+  V operator()(V y, V dy) const {
+    return dy * (V(1) - y * y);
+  }
 };
 struct SigmoidBackwardOp {  // (y, dy) -> dy * y * (1 - y)
   template <class V>
-  V operator()(V y, V dy) const { return dy * y * (V(1) - y); }
+  V operator()(V y, V dy) const {
+    return dy * y * (V(1) - y);
+  }
 };
 struct ReluBackwardOp {  // (x, dy) -> x > 0 ? dy : 0
   template <class V>
@@ -207,22 +231,52 @@ void check_mask(const Tensor& mask, std::string_view op) {
 
 }  // namespace
 
-Tensor neg(const Tensor& x) { return unary_op(x, __func__, NegOp{}); }
-Tensor exp(const Tensor& x) { return unary_op(x, __func__, ExpOp{}); }
-Tensor log(const Tensor& x) { return unary_op(x, __func__, LogOp{}); }
-Tensor tanh(const Tensor& x) { return unary_op(x, __func__, TanhOp{}); }
-Tensor sigmoid(const Tensor& x) { return unary_op(x, __func__, SigmoidOp{}); }
-Tensor relu(const Tensor& x) { return unary_op(x, __func__, ReluOp{}); }
-Tensor sqrt(const Tensor& x) { return unary_op(x, __func__, SqrtOp{}); }
-Tensor pow(const Tensor& x, double p) { return unary_op(x, __func__, PowOp{p}); }
-Tensor affine(const Tensor& x, double s, double t) { return unary_op(x, __func__, AffineOp{s, t}); }
+Tensor neg(const Tensor& x) {
+  return unary_op(x, __func__, NegOp{});
+}
+Tensor exp(const Tensor& x) {
+  return unary_op(x, __func__, ExpOp{});
+}
+Tensor log(const Tensor& x) {
+  return unary_op(x, __func__, LogOp{});
+}
+Tensor tanh(const Tensor& x) {
+  return unary_op(x, __func__, TanhOp{});
+}
+Tensor sigmoid(const Tensor& x) {
+  return unary_op(x, __func__, SigmoidOp{});
+}
+Tensor relu(const Tensor& x) {
+  return unary_op(x, __func__, ReluOp{});
+}
+Tensor sqrt(const Tensor& x) {
+  return unary_op(x, __func__, SqrtOp{});
+}
+Tensor pow(const Tensor& x, double p) {
+  return unary_op(x, __func__, PowOp{p});
+}
+Tensor affine(const Tensor& x, double s, double t) {
+  return unary_op(x, __func__, AffineOp{s, t});
+}
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary_op(a, b, __func__, AddOp{}); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(a, b, __func__, SubOp{}); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(a, b, __func__, MulOp{}); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary_op(a, b, __func__, DivOp{}); }
-Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op(a, b, __func__, MaxOp{}); }
-Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op(a, b, __func__, MinOp{}); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary_op(a, b, __func__, AddOp{});
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary_op(a, b, __func__, SubOp{});
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary_op(a, b, __func__, MulOp{});
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary_op(a, b, __func__, DivOp{});
+}
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return binary_op(a, b, __func__, MaxOp{});
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return binary_op(a, b, __func__, MinOp{});
+}
 
 Tensor tanh_backward(const Tensor& y, const Tensor& dy) {
   return binary_op(y, dy, __func__, TanhBackwardOp{});
@@ -296,8 +350,8 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
 void add_(Tensor& a, const Tensor& b) {
   check_same_dtype(a, b, __func__);
   if (!a.is_contiguous()) {
-    throw ValueError(fmt::format("{}: the destination {} must be dense", __func__,
-                                 shape_str(a.shape())));
+    throw ValueError(
+        fmt::format("{}: the destination {} must be dense", __func__, shape_str(a.shape())));
   }
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), __func__);
   if (shape != a.shape()) {

@@ -27,8 +27,8 @@ void check_index(const Tensor& index, std::int64_t limit, std::string_view op) {
   }
   for (auto v : index.to_vector<std::int64_t>()) {
     if (v < 0 || v >= limit) {
-      throw IndexError(fmt::format("{}: index {} is out of range for an axis of size {}", op, v,
-                                   limit));
+      throw IndexError(
+          fmt::format("{}: index {} is out of range for an axis of size {}", op, v, limit));
     }
   }
 }
@@ -38,19 +38,25 @@ void check_index(const Tensor& index, std::int64_t limit, std::string_view op) {
 Tensor concat(const std::vector<Tensor>& xs, std::int64_t axis) {
   if (xs.empty()) throw ValueError("concat: no tensors given");
   for (const auto& x : xs) {
-    if (!x.defined()) throw ValueError(fmt::format("concat: undefined input among {}", shapes_str(xs)));
+    if (!x.defined())
+      throw ValueError(fmt::format("concat: undefined input among {}", shapes_str(xs)));
   }
   const std::int64_t a = normalize_axis(axis, xs[0].dim(), __func__);
   Shape shape = xs[0].shape();
   shape[a] = 0;
   for (const auto& x : xs) {
-    bool fits = x.dim() == xs[0].dim() && x.dtype() == xs[0].dtype();
+    if (x.dtype() != xs[0].dtype()) {
+      throw DTypeError(fmt::format("{}: dtypes differ ({}{} vs {}{})", __func__,
+                                   dtype_name(xs[0].dtype()), shape_str(xs[0].shape()),
+                                   dtype_name(x.dtype()), shape_str(x.shape())));
+    }
+    bool fits = x.dim() == xs[0].dim();
     for (std::int64_t d = 0; fits && d < x.dim(); ++d) {
       fits = d == a || x.shape()[d] == xs[0].shape()[d];
     }
     if (!fits) {
-      throw ShapeError(fmt::format("{}: along axis {}: shapes {} differ off the axis (or in dtype)",
-                                   __func__, a, shapes_str(xs)));
+      throw ShapeError(fmt::format("{}: along axis {}: shapes {} differ off the axis", __func__, a,
+                                   shapes_str(xs)));
     }
     shape[a] += x.shape()[a];
   }
@@ -67,7 +73,8 @@ Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis) {
   if (xs.empty()) throw ValueError("stack: no tensors given");
   for (const auto& x : xs) {
     if (!x.defined() || x.shape() != xs[0].shape()) {
-      throw ShapeError(fmt::format("{}: all shapes must be equal, got {}", __func__, shapes_str(xs)));
+      throw ShapeError(
+          fmt::format("{}: all shapes must be equal, got {}", __func__, shapes_str(xs)));
     }
   }
   const std::int64_t a = normalize_axis(axis, xs[0].dim() + 1, __func__);
@@ -99,7 +106,8 @@ Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& index) {
   if (!x.defined()) throw ValueError("index_select: input tensor is undefined");
   const std::int64_t a = normalize_axis(axis, x.dim(), __func__);
   if (index.defined() && index.dim() != 1) {
-    throw ShapeError(fmt::format("{}: index must be 1-D, got {}", __func__, shape_str(index.shape())));
+    throw ShapeError(
+        fmt::format("{}: index must be 1-D, got {}", __func__, shape_str(index.shape())));
   }
   check_index(index, x.shape()[a], __func__);
   Shape shape = x.shape();
@@ -107,10 +115,12 @@ Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& index) {
   Tensor out = Tensor::empty(shape, x.dtype());
   const auto idx = index.to_vector<std::int64_t>();
   if (a == 0 && x.is_contiguous()) {  // embedding lookup: whole rows
-    const std::size_t row = (x.numel() / std::max<std::int64_t>(x.shape()[0], 1)) * dtype_size(x.dtype());
+    const std::size_t row =
+        (x.numel() / std::max<std::int64_t>(x.shape()[0], 1)) * dtype_size(x.dtype());
     const char* src = static_cast<const char*>(x.raw_data());
     char* dst = static_cast<char*>(out.raw_data());
-    for (std::size_t i = 0; i < idx.size(); ++i) std::memcpy(dst + i * row, src + idx[i] * row, row);
+    for (std::size_t i = 0; i < idx.size(); ++i)
+      std::memcpy(dst + i * row, src + idx[i] * row, row);
     return out;
   }
   for (std::size_t i = 0; i < idx.size(); ++i) {
@@ -124,8 +134,12 @@ void index_add_(Tensor& out, std::int64_t axis, const Tensor& index, const Tenso
   const std::int64_t a = normalize_axis(axis, out.dim(), __func__);
   Shape expect = out.shape();
   if (index.defined()) expect[a] = index.numel();
-  if (!index.defined() || index.dim() != 1 || src.shape() != expect || src.dtype() != out.dtype() ||
-      !out.is_contiguous()) {
+  if (src.dtype() != out.dtype()) {
+    throw DTypeError(fmt::format("{}: dtypes differ (out {}{} vs src {}{})", __func__,
+                                 dtype_name(out.dtype()), shape_str(out.shape()),
+                                 dtype_name(src.dtype()), shape_str(src.shape())));
+  }
+  if (!index.defined() || index.dim() != 1 || src.shape() != expect || !out.is_contiguous()) {
     throw ShapeError(fmt::format("{}: out {} (dense), index {}, src {}: src must be {}", __func__,
                                  shape_str(out.shape()),
                                  index.defined() ? shape_str(index.shape()) : "undefined",
@@ -198,10 +212,15 @@ Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& index) {
 void scatter_add_(Tensor& out, std::int64_t axis, const Tensor& index, const Tensor& src) {
   check_gather(out, index, __func__);
   const std::int64_t a = normalize_axis(axis, out.dim(), __func__);
-  if (!src.defined() || src.shape() != index.shape() || src.dtype() != out.dtype()) {
-    throw ShapeError(fmt::format("{}: src {} must have the index's shape {} and out's dtype",
-                                 __func__, src.defined() ? shape_str(src.shape()) : "undefined",
+  if (!src.defined() || src.shape() != index.shape()) {
+    throw ShapeError(fmt::format("{}: src {} must have the index's shape {}", __func__,
+                                 src.defined() ? shape_str(src.shape()) : "undefined",
                                  shape_str(index.shape())));
+  }
+  if (src.dtype() != out.dtype()) {
+    throw DTypeError(fmt::format("{}: dtypes differ (out {}{} vs src {}{})", __func__,
+                                 dtype_name(out.dtype()), shape_str(out.shape()),
+                                 dtype_name(src.dtype()), shape_str(src.shape())));
   }
   for (std::int64_t d = 0; d < out.dim(); ++d) {
     if (d != a && index.shape()[d] > out.shape()[d]) {

@@ -23,11 +23,13 @@ std::optional<GemmView> gemm_view(std::int64_t rows, std::int64_t cols, std::int
                                   std::int64_t sc) {
   if (sc == 1 || cols == 1) {
     const std::int64_t ld = rows == 1 ? std::max<std::int64_t>(cols, 1) : sr;
-    if (ld >= std::max<std::int64_t>(cols, 1)) return GemmView{CblasNoTrans, static_cast<blasint>(ld)};
+    if (ld >= std::max<std::int64_t>(cols, 1))
+      return GemmView{CblasNoTrans, static_cast<blasint>(ld)};
   }
   if (sr == 1 || rows == 1) {
     const std::int64_t ld = cols == 1 ? std::max<std::int64_t>(rows, 1) : sc;
-    if (ld >= std::max<std::int64_t>(rows, 1)) return GemmView{CblasTrans, static_cast<blasint>(ld)};
+    if (ld >= std::max<std::int64_t>(rows, 1))
+      return GemmView{CblasTrans, static_cast<blasint>(ld)};
   }
   return std::nullopt;
 }
@@ -82,8 +84,8 @@ Operand prepare(const Tensor& x) {
 Shape matmul_shape(const Shape& a, const Shape& b) {
   const char* op = "matmul";
   if (a.size() < 2 || a.size() > 3 || b.size() < 2 || b.size() > 3) {
-    throw ShapeError(fmt::format("{}: {} @ {}: operands must be 2-D or 3-D", op, shape_str(a),
-                                 shape_str(b)));
+    throw ShapeError(
+        fmt::format("{}: {} @ {}: operands must be 2-D or 3-D", op, shape_str(a), shape_str(b)));
   }
   const std::int64_t k1 = a[a.size() - 1], k2 = b[b.size() - 2];
   if (k1 != k2) {
@@ -103,10 +105,15 @@ Shape matmul_shape(const Shape& a, const Shape& b) {
 void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, double alpha, double beta) {
   check_inputs(a, b, "matmul");
   const Shape shape = matmul_shape(a.shape(), b.shape());
-  if (!out.defined() || out.shape() != shape || !out.is_contiguous() || out.dtype() != a.dtype()) {
+  if (!out.defined() || out.shape() != shape || !out.is_contiguous()) {
     throw ShapeError(fmt::format("matmul_into: output {} must be a dense {}{}",
                                  out.defined() ? shape_str(out.shape()) : "undefined",
                                  dtype_name(a.dtype()), shape_str(shape)));
+  }
+  if (out.dtype() != a.dtype()) {
+    throw DTypeError(fmt::format("matmul_into: output is {}{}, the inputs are {}",
+                                 dtype_name(out.dtype()), shape_str(out.shape()),
+                                 dtype_name(a.dtype())));
   }
   dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
     const Operand A = prepare(a), B = prepare(b);
@@ -132,8 +139,7 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, double alpha, do
     for (std::int64_t i = 0; i < batch; ++i) {
       gemm<T>(A.view.trans, B.view.trans, static_cast<blasint>(m), static_cast<blasint>(n),
               static_cast<blasint>(k), T(alpha), pa + i * A.batch_stride, A.view.ld,
-              pb + i * B.batch_stride, B.view.ld, T(beta), pc + i * m * n,
-              static_cast<blasint>(n));
+              pb + i * B.batch_stride, B.view.ld, T(beta), pc + i * m * n, static_cast<blasint>(n));
     }
   });
 }
@@ -148,8 +154,14 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 Tensor matmul_reference(const Tensor& a, const Tensor& b) {
   check_inputs(a, b, __func__);
   const Shape shape = matmul_shape(a.shape(), b.shape());
-  const Tensor a3 = a.dim() == 3 ? a : a.unsqueeze(0).expand({shape.size() == 3 ? shape[0] : 1, a.size(0), a.size(1)});
-  const Tensor b3 = b.dim() == 3 ? b : b.unsqueeze(0).expand({shape.size() == 3 ? shape[0] : 1, b.size(0), b.size(1)});
+  const Tensor a3 =
+      a.dim() == 3
+          ? a
+          : a.unsqueeze(0).expand({shape.size() == 3 ? shape[0] : 1, a.size(0), a.size(1)});
+  const Tensor b3 =
+      b.dim() == 3
+          ? b
+          : b.unsqueeze(0).expand({shape.size() == 3 ? shape[0] : 1, b.size(0), b.size(1)});
   const std::int64_t batch = a3.size(0), m = a3.size(1), k = a3.size(2), n = b3.size(2);
   Tensor out = Tensor::empty({batch, m, n}, DType::f64);
   auto* po = out.data<double>();
@@ -165,6 +177,8 @@ Tensor matmul_reference(const Tensor& a, const Tensor& b) {
   return out.reshape(shape).astype(a.dtype());
 }
 
-const char* blas_core_name() { return openblas_get_corename(); }
+const char* blas_core_name() {
+  return openblas_get_corename();
+}
 
 }  // namespace seqgrad

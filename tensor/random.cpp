@@ -9,7 +9,9 @@
 namespace seqgrad {
 
 namespace {
-std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+std::uint64_t rotl(std::uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 }  // namespace
 
 void Generator::manual_seed(std::uint64_t seed) {
@@ -38,7 +40,9 @@ std::uint64_t Generator::next_u64() {
   return result;
 }
 
-double Generator::next_double() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+double Generator::next_double() {
+  return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
+}
 
 double Generator::next_normal() {
   if (has_spare_) {
@@ -76,7 +80,9 @@ Generator& default_generator() {
   return gen;
 }
 
-void manual_seed(std::uint64_t seed) { default_generator().manual_seed(seed); }
+void manual_seed(std::uint64_t seed) {
+  default_generator().manual_seed(seed);
+}
 
 Tensor uniform(const Shape& shape, double low, double high, DType dtype, Generator& gen) {
   if (!(low <= high)) {

@@ -29,7 +29,8 @@ Axes normalize_axes(const Axes& axes, std::int64_t ndim, std::string_view op) {
 Shape reduced_shape(const Shape& shape, const Axes& axes, bool keepdim) {
   Shape out;
   for (std::size_t i = 0; i < shape.size(); ++i) {
-    const bool reduced = std::find(axes.begin(), axes.end(), static_cast<std::int64_t>(i)) != axes.end();
+    const bool reduced =
+        std::find(axes.begin(), axes.end(), static_cast<std::int64_t>(i)) != axes.end();
     if (!reduced) {
       out.push_back(shape[i]);
     } else if (keepdim) {
@@ -87,8 +88,8 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdim) {
   std::int64_t count = 1;
   for (auto a : ax) count *= x.shape()[a];
   if (count == 0) {
-    throw ValueError(fmt::format("{}: mean over zero elements of {}", __func__,
-                                 shape_str(x.shape())));
+    throw ValueError(
+        fmt::format("{}: mean over zero elements of {}", __func__, shape_str(x.shape())));
   }
   return affine(sum_impl(x, ax, keepdim, __func__), 1.0 / static_cast<double>(count), 0.0);
 }
@@ -146,8 +147,8 @@ Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
   if (x.shape() == shape) return x;
   const Shape b = broadcast_shapes(x.shape(), shape, __func__);
   if (b != x.shape() || shape.size() > x.shape().size()) {
-    throw ShapeError(fmt::format("{}: {} is not a broadcast of {}", __func__,
-                                 shape_str(x.shape()), shape_str(shape)));
+    throw ShapeError(fmt::format("{}: {} is not a broadcast of {}", __func__, shape_str(x.shape()),
+                                 shape_str(shape)));
   }
   const std::size_t lead = x.shape().size() - shape.size();
   Axes axes;

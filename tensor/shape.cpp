@@ -6,7 +6,9 @@
 
 namespace seqgrad {
 
-std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ",")); }
+std::string shape_str(const Shape& s) {
+  return fmt::format("[{}]", fmt::join(s, ","));
+}
 
 std::int64_t shape_numel(const Shape& s) {
   std::int64_t n = 1;

@@ -16,7 +16,7 @@ struct ScalarOf {
   using type = typename V::value_type;
 };
 template <class V>
-  requires std::is_arithmetic_v<V>
+requires std::is_arithmetic_v<V>
 struct ScalarOf<V> {
   using type = V;
 };

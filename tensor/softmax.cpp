@@ -16,7 +16,7 @@ namespace {
 struct Rows {
   std::vector<std::int64_t> order;  // permutation that moved the axis last
   std::vector<std::int64_t> inverse;
-  std::int64_t n = 0;               // row length
+  std::int64_t n = 0;  // row length
 };
 
 Rows rows_for(const Tensor& x, std::int64_t axis, std::string_view op) {
@@ -28,7 +28,8 @@ Rows rows_for(const Tensor& x, std::int64_t axis, std::string_view op) {
   }
   r.order.push_back(a);
   r.inverse.resize(r.order.size());
-  for (std::size_t i = 0; i < r.order.size(); ++i) r.inverse[r.order[i]] = static_cast<std::int64_t>(i);
+  for (std::size_t i = 0; i < r.order.size(); ++i)
+    r.inverse[r.order[i]] = static_cast<std::int64_t>(i);
   r.n = x.shape()[a];
   return r;
 }
@@ -99,10 +100,15 @@ Tensor softmax_impl(const Tensor& x, std::int64_t axis, const Tensor& mask, bool
 }
 
 void check_same(const Tensor& y, const Tensor& dy, std::string_view op) {
-  if (!y.defined() || !dy.defined() || y.shape() != dy.shape() || y.dtype() != dy.dtype()) {
+  if (!y.defined() || !dy.defined() || y.shape() != dy.shape()) {
     throw ShapeError(fmt::format("{}: output {} and its gradient {} must match", op,
                                  y.defined() ? shape_str(y.shape()) : "undefined",
                                  dy.defined() ? shape_str(dy.shape()) : "undefined"));
+  }
+  if (y.dtype() != dy.dtype()) {
+    throw DTypeError(fmt::format("{}: dtypes differ (output {}{} vs gradient {}{})", op,
+                                 dtype_name(y.dtype()), shape_str(y.shape()),
+                                 dtype_name(dy.dtype()), shape_str(dy.shape())));
   }
 }
 

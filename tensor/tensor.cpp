@@ -17,15 +17,17 @@ constexpr std::size_t kAlignment = 64;  // a cache line; enough for any SIMD loa
 }
 
 Storage::Storage(std::size_t nbytes) : nbytes_(nbytes) {
-  const std::size_t rounded = std::max<std::size_t>(kAlignment, (nbytes + kAlignment - 1) /
-                                                                    kAlignment * kAlignment);
+  const std::size_t rounded =
+      std::max<std::size_t>(kAlignment, (nbytes + kAlignment - 1) / kAlignment * kAlignment);
   data_ = std::aligned_alloc(kAlignment, rounded);
   if (data_ == nullptr) {
     throw RuntimeError(fmt::format("Storage: out of memory allocating {} bytes", nbytes));
   }
 }
 
-Storage::~Storage() { std::free(data_); }
+Storage::~Storage() {
+  std::free(data_);
+}
 
 Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Shape strides, std::int64_t offset,
                DType dtype)
@@ -49,7 +51,9 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype) {
   return t;
 }
 
-Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
+Tensor Tensor::ones(const Shape& shape, DType dtype) {
+  return full(shape, 1.0, dtype);
+}
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
   Tensor t = empty(shape, dtype);
@@ -57,27 +61,29 @@ Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
   return t;
 }
 
-Tensor Tensor::scalar(double value, DType dtype) { return full({}, value, dtype); }
+Tensor Tensor::scalar(double value, DType dtype) {
+  return full({}, value, dtype);
+}
 
 Tensor Tensor::arange(std::int64_t n, DType dtype) {
   Tensor t = empty({n}, dtype);
   dispatch_all(dtype, [&]<class T>() {
     T* p = static_cast<T*>(t.raw_data());
-    for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(i);
+    for (std::int64_t i = 0; i < n; ++i) p[i] = convert_to<T>(i);
   });
   return t;
 }
 
 Tensor Tensor::from_list(std::initializer_list<double> values, const Shape& shape, DType dtype) {
   if (static_cast<std::int64_t>(values.size()) != shape_numel(shape)) {
-    throw ShapeError(fmt::format("from_list: {} values do not fill shape {}", values.size(),
-                                 shape_str(shape)));
+    throw ShapeError(
+        fmt::format("from_list: {} values do not fill shape {}", values.size(), shape_str(shape)));
   }
   Tensor t = empty(shape, dtype);
   dispatch_all(dtype, [&]<class T>() {
     T* p = static_cast<T*>(t.raw_data());
     std::size_t i = 0;
-    for (double v : values) p[i++] = static_cast<T>(v);
+    for (double v : values) p[i++] = convert_to<T>(v);
   });
   return t;
 }
@@ -97,7 +103,8 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::raw_data() const {
   if (!defined()) throw ValueError("data: the tensor is undefined");
-  return static_cast<char*>(storage_->data()) + offset_ * static_cast<std::int64_t>(dtype_size(dtype_));
+  return static_cast<char*>(storage_->data()) +
+         offset_ * static_cast<std::int64_t>(dtype_size(dtype_));
 }
 
 Tensor Tensor::reshape(Shape shape) const {
@@ -144,7 +151,8 @@ Tensor Tensor::permute(const std::vector<std::int64_t>& order) const {
 Tensor Tensor::transpose(std::int64_t a, std::int64_t b) const {
   std::vector<std::int64_t> order(dim());
   std::iota(order.begin(), order.end(), 0);
-  std::swap(order[normalize_axis(a, dim(), "transpose")], order[normalize_axis(b, dim(), "transpose")]);
+  std::swap(order[normalize_axis(a, dim(), "transpose")],
+            order[normalize_axis(b, dim(), "transpose")]);
   return permute(order);
 }
 
@@ -177,8 +185,8 @@ Tensor Tensor::unsqueeze(std::int64_t axis) const {
 Tensor Tensor::squeeze(std::int64_t axis) const {
   const std::int64_t a = normalize_axis(axis, dim(), "squeeze");
   if (shape_[a] != 1) {
-    throw ShapeError(fmt::format("squeeze: axis {} of {} has size {}, not 1", a,
-                                 shape_str(shape_), shape_[a]));
+    throw ShapeError(
+        fmt::format("squeeze: axis {} of {} has size {}, not 1", a, shape_str(shape_), shape_[a]));
   }
   Shape shape = shape_, strides = strides_;
   shape.erase(shape.begin() + a);
@@ -252,7 +260,7 @@ void Tensor::copy_from(const Tensor& src) {
 void Tensor::fill_(double value) {
   dispatch_all(dtype_, [&]<class T>() {
     T* p = static_cast<T*>(raw_data());
-    const T v = static_cast<T>(value);
+    const T v = convert_to<T>(value);
     for_each_row<1>(shape_, {&strides_},
                     [&](const std::array<std::int64_t, 1>& off, std::int64_t n,
                         const std::array<std::int64_t, 1>& inc) {
@@ -272,7 +280,7 @@ Tensor Tensor::astype(DType dtype) const {
                       [&](const std::array<std::int64_t, 2>& off, std::int64_t n,
                           const std::array<std::int64_t, 2>& inc) {
                         for (std::int64_t i = 0; i < n; ++i) {
-                          dp[off[0] + i * inc[0]] = static_cast<D>(sp[off[1] + i * inc[1]]);
+                          dp[off[0] + i * inc[0]] = convert_to<D>(sp[off[1] + i * inc[1]]);
                         }
                       });
     });
@@ -282,12 +290,11 @@ Tensor Tensor::astype(DType dtype) const {
 
 double Tensor::item() const {
   if (numel() != 1) {
-    throw ValueError(fmt::format("item: tensor {} has {} elements, not 1", shape_str(shape_),
-                                 numel()));
+    throw ValueError(
+        fmt::format("item: tensor {} has {} elements, not 1", shape_str(shape_), numel()));
   }
-  return dispatch_all(dtype_, [&]<class T>() {
-    return static_cast<double>(*static_cast<const T*>(raw_data()));
-  });
+  return dispatch_all(
+      dtype_, [&]<class T>() { return static_cast<double>(*static_cast<const T*>(raw_data())); });
 }
 
 double Tensor::at(std::initializer_list<std::int64_t> index) const {
@@ -298,8 +305,8 @@ double Tensor::at(std::initializer_list<std::int64_t> index) const {
   std::int64_t off = 0, d = 0;
   for (auto i : index) {
     if (i < 0 || i >= shape_[d]) {
-      throw IndexError(fmt::format("at: index {} is out of range for axis {} of {}", i, d,
-                                   shape_str(shape_)));
+      throw IndexError(
+          fmt::format("at: index {} is out of range for axis {} of {}", i, d, shape_str(shape_)));
     }
     off += i * strides_[d++];
   }
@@ -327,8 +334,8 @@ std::string Tensor::str() const {
   const auto v = to_vector<double>();
   constexpr std::size_t kShown = 16;
   std::string body = fmt::format(
-      "{}", fmt::join(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(std::min(v.size(), kShown)),
-                      ", "));
+      "{}", fmt::join(v.begin(),
+                      v.begin() + static_cast<std::ptrdiff_t>(std::min(v.size(), kShown)), ", "));
   if (v.size() > kShown) body += ", ...";
   return fmt::format("{}{} {{{}}}", dtype_name(dtype_), shape_str(shape_), body);
 }

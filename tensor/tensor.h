@@ -71,7 +71,7 @@ class Tensor {
   Tensor select(std::int64_t axis, std::int64_t index) const;  // narrow + squeeze
   Tensor unsqueeze(std::int64_t axis) const;
   Tensor squeeze(std::int64_t axis) const;
-  Tensor squeeze() const;                    // drops every size-1 axis
+  Tensor squeeze() const;                   // drops every size-1 axis
   Tensor expand(const Shape& shape) const;  // broadcasts size-1 axes with stride 0
 
   // Copies.

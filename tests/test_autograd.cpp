@@ -74,7 +74,8 @@ TEST_CASE("backward: errors") {
   CHECK_THROWS_WITH_AS(y.backward(Tensor::ones({3}, DType::f64)),
                        doctest::Contains("does not match the output float64[2]"), ShapeError);
   Variable c(Tensor::ones({1}, DType::f64));
-  CHECK_THROWS_WITH_AS((c * 2.0).backward(), doctest::Contains("does not require grad"), ValueError);
+  CHECK_THROWS_WITH_AS((c * 2.0).backward(), doctest::Contains("does not require grad"),
+                       ValueError);
   CHECK_THROWS_AS(Variable(Tensor::ones({1}, DType::i64), true), DTypeError);
 }
 
@@ -148,6 +149,15 @@ TEST_CASE("the op registry lists unique names, and primitives create nodes under
   CHECK(op_name(softmax(x, 0).op()) == "softmax");
   CHECK(op_name((x + x).op()) == "add");
   CHECK(op_name(mean(x).op()) == "affine");  // mean is a composite: sum then scale
+}
+
+TEST_CASE("embedding: the padding row receives no gradient (by design, not by calculus)") {
+  Variable w(Tensor::from_list({1, 2, 3, 4, 5, 6}, {3, 2}, DType::f64), true);
+  Variable y = embedding(w, Tensor::from_list({1, 2, 1, 0}, {2, 2}, DType::i64), 1);
+  CHECK(y.shape() == Shape{2, 2, 2});
+  CHECK(y.data().at({0, 0, 1}) == doctest::Approx(4.0));  // the padding row is still looked up
+  sum(y * y).backward();
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{2, 4, 0, 0, 10, 12});
 }
 
 }  // namespace

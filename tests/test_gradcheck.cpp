@@ -25,9 +25,13 @@ Generator& gen() {
   return g;
 }
 // Dense random input.
-Tensor rnd(const Shape& s) { return normal(s, 0.0, 1.0, DType::f64, gen()); }
+Tensor rnd(const Shape& s) {
+  return normal(s, 0.0, 1.0, DType::f64, gen());
+}
 // Random input of shape [a,b] stored transposed: a non-contiguous view.
-Tensor rnd_t(std::int64_t a, std::int64_t b) { return rnd({b, a}).transpose(0, 1); }
+Tensor rnd_t(std::int64_t a, std::int64_t b) {
+  return rnd({b, a}).transpose(0, 1);
+}
 // Values in [lo, hi): for log, sqrt, pow and divisors.
 Tensor positive(const Shape& s, double lo = 0.5, double hi = 2.0) {
   return uniform(s, lo, hi, DType::f64, gen());
@@ -60,17 +64,35 @@ using T = std::vector<Tensor>;
 std::vector<GradCase> cases() {
   std::vector<GradCase> c;
   // --- arithmetic ---
-  c.push_back({"add", "broadcast [2,3] + [3]", [] { return T{rnd({2, 3}), rnd({3})}; },
+  c.push_back({"add", "broadcast [2,3] + [3]",
+               [] {
+                 return T{rnd({2, 3}), rnd({3})};
+               },
                [](const V& x) { return x[0] + x[1]; }});
-  c.push_back({"add", "transposed view + [2,1]", [] { return T{rnd_t(2, 3), rnd({2, 1})}; },
+  c.push_back({"add", "transposed view + [2,1]",
+               [] {
+                 return T{rnd_t(2, 3), rnd({2, 1})};
+               },
                [](const V& x) { return x[0] + x[1]; }});
-  c.push_back({"sub", "[2,1] - [1,3]", [] { return T{rnd({2, 1}), rnd({1, 3})}; },
+  c.push_back({"sub", "[2,1] - [1,3]",
+               [] {
+                 return T{rnd({2, 1}), rnd({1, 3})};
+               },
                [](const V& x) { return x[0] - x[1]; }});
-  c.push_back({"mul", "transposed view * dense", [] { return T{rnd_t(3, 2), rnd({3, 2})}; },
+  c.push_back({"mul", "transposed view * dense",
+               [] {
+                 return T{rnd_t(3, 2), rnd({3, 2})};
+               },
                [](const V& x) { return x[0] * x[1]; }});
-  c.push_back({"mul", "the same input twice (x*x)", [] { return T{rnd({2, 3})}; },
+  c.push_back({"mul", "the same input twice (x*x)",
+               [] {
+                 return T{rnd({2, 3})};
+               },
                [](const V& x) { return x[0] * x[0]; }});
-  c.push_back({"div", "[2,3] / [3] positive", [] { return T{rnd({2, 3}), positive({3})}; },
+  c.push_back({"div", "[2,3] / [3] positive",
+               [] {
+                 return T{rnd({2, 3}), positive({3})};
+               },
                [](const V& x) { return x[0] / x[1]; }});
   c.push_back({"maximum", "separated inputs, broadcast",
                [] {
@@ -79,106 +101,228 @@ std::vector<GradCase> cases() {
                },
                [](const V& x) { return maximum(x[0], x[1]); }});
   c.push_back({"minimum", "separated inputs",
-               [] { return T{distinct({2, 3}), affine(distinct({2, 3}), -1.0, 0.02)}; },
+               [] {
+                 return T{distinct({2, 3}), affine(distinct({2, 3}), -1.0, 0.02)};
+               },
                [](const V& x) { return minimum(x[0], x[1]); }});
   c.push_back({"affine", "2.5 x + 1", [] { return T{rnd_t(2, 3)}; },
                [](const V& x) { return x[0] * 2.5 + 1.0; }});
   c.push_back({"neg", "-x and 1 - x", [] { return T{rnd({4})}; },
                [](const V& x) { return (-x[0]) * (1.0 - x[0]); }});
-  c.push_back({"where", "cond [2,3], b broadcast [3]", [] { return T{rnd({2, 3}), rnd({3})}; },
-               [](const V& x) { return where(mask({1, 0, 1, 0, 0, 1}, {2, 3}), x[0], x[1]); }});
-  c.push_back({"masked_fill", "broadcast mask [1,3]", [] { return T{rnd({2, 3})}; },
-               [](const V& x) { return masked_fill(x[0], mask({0, 1, 0}, {1, 3}), 7.0); }});
+  c.push_back({"where", "cond [2,3], b broadcast [3]",
+               [] {
+                 return T{rnd({2, 3}), rnd({3})};
+               },
+               [](const V& x) {
+                 return where(mask({1, 0, 1, 0, 0, 1}, {2, 3}), x[0], x[1]);
+               }});
+  c.push_back({"masked_fill", "broadcast mask [1,3]",
+               [] {
+                 return T{rnd({2, 3})};
+               },
+               [](const V& x) {
+                 return masked_fill(x[0], mask({0, 1, 0}, {1, 3}), 7.0);
+               }});
   // --- unary ---
   c.push_back({"exp", "", [] { return T{rnd_t(2, 3)}; }, [](const V& x) { return exp(x[0]); }});
   c.push_back({"log", "", [] { return T{positive({5})}; }, [](const V& x) { return log(x[0]); }});
   c.push_back({"tanh", "", [] { return T{rnd({2, 3})}; }, [](const V& x) { return tanh(x[0]); }});
-  c.push_back({"sigmoid", "", [] { return T{rnd({2, 3})}; },
+  c.push_back({"sigmoid", "",
+               [] {
+                 return T{rnd({2, 3})};
+               },
                [](const V& x) { return sigmoid(x[0]); }});
-  c.push_back({"relu", "off the kink", [] { return T{off_zero({3, 3})}; },
+  c.push_back({"relu", "off the kink",
+               [] {
+                 return T{off_zero({3, 3})};
+               },
                [](const V& x) { return relu(x[0]); }});
   c.push_back({"sqrt", "", [] { return T{positive({4})}; }, [](const V& x) { return sqrt(x[0]); }});
-  c.push_back({"pow", "p = 3", [] { return T{rnd({4})}; }, [](const V& x) { return pow(x[0], 3.0); }});
+  c.push_back(
+      {"pow", "p = 3", [] { return T{rnd({4})}; }, [](const V& x) { return pow(x[0], 3.0); }});
   c.push_back({"pow", "p = -1.5", [] { return T{positive({4})}; },
                [](const V& x) { return pow(x[0], -1.5); }});
   // --- reductions ---
-  c.push_back({"sum", "axis 1", [] { return T{rnd({2, 3, 2})}; },
+  c.push_back({"sum", "axis 1",
+               [] {
+                 return T{rnd({2, 3, 2})};
+               },
                [](const V& x) { return sum(x[0], {1}); }});
   c.push_back({"sum", "axis 0 keepdim on a transposed view", [] { return T{rnd_t(3, 4)}; },
                [](const V& x) { return sum(x[0], {0}, true); }});
-  c.push_back({"sum", "axes {0,2}", [] { return T{rnd({2, 3, 2})}; },
-               [](const V& x) { return sum(x[0], {0, 2}); }});
+  c.push_back({"sum", "axes {0,2}",
+               [] {
+                 return T{rnd({2, 3, 2})};
+               },
+               [](const V& x) {
+                 return sum(x[0], {0, 2});
+               }});
   c.push_back({"sum", "all", [] { return T{rnd({2, 3})}; }, [](const V& x) { return sum(x[0]); }});
-  c.push_back({"mean", "axis -1", [] { return T{rnd({2, 3})}; },
+  c.push_back({"mean", "axis -1",
+               [] {
+                 return T{rnd({2, 3})};
+               },
                [](const V& x) { return mean(x[0], {-1}); }});
-  c.push_back({"amax", "axis 1, distinct values", [] { return T{distinct({2, 4})}; },
+  c.push_back({"amax", "axis 1, distinct values",
+               [] {
+                 return T{distinct({2, 4})};
+               },
                [](const V& x) { return amax(x[0], {1}); }});
-  c.push_back({"amax", "axes {0,1} keepdim", [] { return T{distinct({2, 3, 2})}; },
-               [](const V& x) { return amax(x[0], {0, 1}, true); }});
+  c.push_back({"amax", "axes {0,1} keepdim",
+               [] {
+                 return T{distinct({2, 3, 2})};
+               },
+               [](const V& x) {
+                 return amax(x[0], {0, 1}, true);
+               }});
   // --- shape ---
   c.push_back({"reshape", "of a transposed view", [] { return T{rnd_t(2, 3)}; },
-               [](const V& x) { return reshape(x[0], {3, -1}) * reshape(x[0], {3, 2}); }});
-  c.push_back({"permute", "", [] { return T{rnd({2, 3, 4})}; },
-               [](const V& x) { return permute(x[0], {2, 0, 1}) * 1.5; }});
-  c.push_back({"transpose", "", [] { return T{rnd({2, 3})}; },
+               [](const V& x) {
+                 return reshape(x[0], {3, -1}) * reshape(x[0], {3, 2});
+               }});
+  c.push_back({"permute", "",
+               [] {
+                 return T{rnd({2, 3, 4})};
+               },
+               [](const V& x) {
+                 return permute(x[0], {2, 0, 1}) * 1.5;
+               }});
+  c.push_back({"transpose", "",
+               [] {
+                 return T{rnd({2, 3})};
+               },
                [](const V& x) { return matmul(transpose(x[0], 0, 1), x[0]); }});
-  c.push_back({"narrow", "", [] { return T{rnd({3, 4})}; },
+  c.push_back({"narrow", "",
+               [] {
+                 return T{rnd({3, 4})};
+               },
                [](const V& x) { return narrow(x[0], 1, 1, 2); }});
-  c.push_back({"select", "", [] { return T{rnd({3, 4})}; },
+  c.push_back({"select", "",
+               [] {
+                 return T{rnd({3, 4})};
+               },
                [](const V& x) { return select(x[0], 0, -1); }});
   c.push_back({"unsqueeze", "", [] { return T{rnd({3})}; },
                [](const V& x) { return unsqueeze(x[0], 0) * unsqueeze(x[0], 1); }});
-  c.push_back({"squeeze", "", [] { return T{rnd({3, 1})}; },
+  c.push_back({"squeeze", "",
+               [] {
+                 return T{rnd({3, 1})};
+               },
                [](const V& x) { return squeeze(x[0], 1); }});
-  c.push_back({"expand", "", [] { return T{rnd({3, 1})}; },
-               [](const V& x) { return expand(x[0], {2, 3, 4}); }});
+  c.push_back({"expand", "",
+               [] {
+                 return T{rnd({3, 1})};
+               },
+               [](const V& x) {
+                 return expand(x[0], {2, 3, 4});
+               }});
   c.push_back({"contiguous", "of a transposed view", [] { return T{rnd_t(3, 2)}; },
                [](const V& x) { return contiguous(x[0]); }});
   c.push_back({"concat", "three inputs on axis 1",
-               [] { return T{rnd({2, 1}), rnd_t(2, 3), rnd({2, 2})}; },
-               [](const V& x) { return concat({x[0], x[1], x[2]}, 1); }});
-  c.push_back({"stack", "", [] { return T{rnd({2, 2}), rnd({2, 2})}; },
-               [](const V& x) { return stack({x[0], x[1]}, 1); }});
-  c.push_back({"split", "uneven pieces", [] { return T{rnd({5, 2})}; },
+               [] {
+                 return T{rnd({2, 1}), rnd_t(2, 3), rnd({2, 2})};
+               },
+               [](const V& x) {
+                 return concat({x[0], x[1], x[2]}, 1);
+               }});
+  c.push_back({"stack", "",
+               [] {
+                 return T{rnd({2, 2}), rnd({2, 2})};
+               },
+               [](const V& x) {
+                 return stack({x[0], x[1]}, 1);
+               }});
+  c.push_back({"split", "uneven pieces",
+               [] {
+                 return T{rnd({5, 2})};
+               },
                [](const V& x) {
                  auto p = split(x[0], {2, 3}, 0);
                  return concat({p[1] * 2.0, tanh(p[0])}, 0);
                }});
   // --- matmul ---
-  c.push_back({"matmul", "[3,4] @ [4,2]", [] { return T{rnd({3, 4}), rnd({4, 2})}; },
+  c.push_back({"matmul", "[3,4] @ [4,2]",
+               [] {
+                 return T{rnd({3, 4}), rnd({4, 2})};
+               },
                [](const V& x) { return matmul(x[0], x[1]); }});
-  c.push_back({"matmul", "transposed views", [] { return T{rnd_t(3, 4), rnd_t(4, 2)}; },
+  c.push_back({"matmul", "transposed views",
+               [] {
+                 return T{rnd_t(3, 4), rnd_t(4, 2)};
+               },
                [](const V& x) { return matmul(x[0], x[1]); }});
-  c.push_back({"matmul", "batched [2,3,4] @ [2,4,2]", [] { return T{rnd({2, 3, 4}), rnd({2, 4, 2})}; },
+  c.push_back({"matmul", "batched [2,3,4] @ [2,4,2]",
+               [] {
+                 return T{rnd({2, 3, 4}), rnd({2, 4, 2})};
+               },
                [](const V& x) { return matmul(x[0], x[1]); }});
-  c.push_back({"matmul", "[2,3,4] @ shared [4,2]", [] { return T{rnd({2, 3, 4}), rnd({4, 2})}; },
+  c.push_back({"matmul", "[2,3,4] @ shared [4,2]",
+               [] {
+                 return T{rnd({2, 3, 4}), rnd({4, 2})};
+               },
                [](const V& x) { return matmul(x[0], x[1]); }});
-  c.push_back({"matmul", "shared [3,4] @ [2,4,2]", [] { return T{rnd({3, 4}), rnd({2, 4, 2})}; },
+  c.push_back({"matmul", "shared [3,4] @ [2,4,2]",
+               [] {
+                 return T{rnd({3, 4}), rnd({2, 4, 2})};
+               },
                [](const V& x) { return matmul(x[0], x[1]); }});
   // --- indexing ---
-  c.push_back({"index_select", "axis 0, repeated rows", [] { return T{rnd({4, 3})}; },
-               [](const V& x) { return index_select(x[0], 0, ids({2, 0, 2}, {3})); }});
+  c.push_back({"index_select", "axis 0, repeated rows",
+               [] {
+                 return T{rnd({4, 3})};
+               },
+               [](const V& x) {
+                 return index_select(x[0], 0, ids({2, 0, 2}, {3}));
+               }});
   c.push_back({"index_select", "axis 1 of a transposed view", [] { return T{rnd_t(3, 4)}; },
-               [](const V& x) { return index_select(x[0], 1, ids({3, 3, 1}, {3})); }});
-  c.push_back({"embedding", "ids [2,3]", [] { return T{rnd({5, 2})}; },
-               [](const V& x) { return embedding(x[0], ids({1, 4, 1, 0, 0, 3}, {2, 3})); }});
-  c.push_back({"gather", "axis 1 (pick one logit a row)", [] { return T{rnd({3, 4})}; },
-               [](const V& x) { return gather(x[0], 1, ids({3, 0, 0}, {3, 1})); }});
-  c.push_back({"gather", "axis 0, repeated", [] { return T{rnd({3, 2})}; },
-               [](const V& x) { return gather(x[0], 0, ids({2, 2, 0, 1}, {2, 2})); }});
+               [](const V& x) {
+                 return index_select(x[0], 1, ids({3, 3, 1}, {3}));
+               }});
+  c.push_back({"embedding", "ids [2,3]",
+               [] {
+                 return T{rnd({5, 2})};
+               },
+               [](const V& x) {
+                 return embedding(x[0], ids({1, 4, 1, 0, 0, 3}, {2, 3}));
+               }});
+  c.push_back({"gather", "axis 1 (pick one logit a row)",
+               [] {
+                 return T{rnd({3, 4})};
+               },
+               [](const V& x) {
+                 return gather(x[0], 1, ids({3, 0, 0}, {3, 1}));
+               }});
+  c.push_back({"gather", "axis 0, repeated",
+               [] {
+                 return T{rnd({3, 2})};
+               },
+               [](const V& x) {
+                 return gather(x[0], 0, ids({2, 2, 0, 1}, {2, 2}));
+               }});
   // --- softmax ---
-  c.push_back({"softmax", "axis 1", [] { return T{rnd({2, 4})}; },
+  c.push_back({"softmax", "axis 1",
+               [] {
+                 return T{rnd({2, 4})};
+               },
                [](const V& x) { return softmax(x[0], 1); }});
   c.push_back({"softmax", "axis 0 of a transposed view", [] { return T{rnd_t(3, 2)}; },
                [](const V& x) { return softmax(x[0], 0); }});
-  c.push_back({"softmax", "masked, one row fully masked", [] { return T{rnd({3, 3})}; },
+  c.push_back({"softmax", "masked, one row fully masked",
+               [] {
+                 return T{rnd({3, 3})};
+               },
                [](const V& x) {
                  return softmax(x[0], 1, mask({1, 1, 0, 0, 0, 0, 1, 0, 1}, {3, 3}));
                }});
-  c.push_back({"log_softmax", "axis -1", [] { return T{rnd({2, 5})}; },
+  c.push_back({"log_softmax", "axis -1",
+               [] {
+                 return T{rnd({2, 5})};
+               },
                [](const V& x) { return log_softmax(x[0], -1); }});
   c.push_back({"log_softmax", "masked (masked outputs zeroed to stay finite)",
-               [] { return T{rnd({2, 3})}; },
+               [] {
+                 return T{rnd({2, 3})};
+               },
                [](const V& x) {
                  const Tensor m = mask({1, 0, 1, 1, 1, 0}, {2, 3});
                  return masked_fill(log_softmax(x[0], 1, m), logical_not(m), 0.0);
@@ -219,9 +363,8 @@ TEST_CASE("gradcheck: catches a wrong gradient") {
   // custom node so the check has something to find.
   const GradcheckFn wrong = [](const V& x) {
     Tensor y = pow(x[0].data(), 3.0);
-    return make_result(std::move(y), Op::pow, {&x[0]}, [](const Tensor& dy, const GradSink& g) {
-      g.add(0, affine(dy, 2.0, 0.0));
-    });
+    return make_result(std::move(y), Op::pow, {&x[0]},
+                       [](const Tensor& dy, const GradSink& g) { g.add(0, affine(dy, 2.0, 0.0)); });
   };
   const GradcheckResult r = gradcheck(wrong, {rnd({3})});
   CHECK_FALSE(r.passed);

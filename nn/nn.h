@@ -1,0 +1,11 @@
+// Everything the nn layer offers, in one include.
+#pragma once
+
+#include "nn/dropout.h"
+#include "nn/embedding.h"
+#include "nn/init.h"
+#include "nn/layer_norm.h"
+#include "nn/linear.h"
+#include "nn/loss.h"
+#include "nn/module.h"
+#include "nn/rnn.h"

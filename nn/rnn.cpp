@@ -1,0 +1,213 @@
+// Recurrent layers, written from autograd primitives: the input projection of a whole sequence
+// is one matmul; each step adds the recurrent projection and applies the gate nonlinearities.
+// Shape legend: B batch, T time, I input size, H hidden size, G gates, L layers, D directions.
+#include "nn/rnn.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "nn/dropout.h"
+#include "tensor/elementwise.h"
+
+namespace seqgrad {
+
+std::string_view cell_name(CellType cell) {
+  switch (cell) {
+    case CellType::rnn_tanh:
+      return "rnn";
+    case CellType::gru:
+      return "gru";
+    case CellType::lstm:
+      return "lstm";
+  }
+  return "?";
+}
+
+CellType parse_cell(std::string_view name) {
+  if (name == "rnn") return CellType::rnn_tanh;
+  if (name == "gru") return CellType::gru;
+  if (name == "lstm") return CellType::lstm;
+  throw ValueError(fmt::format("unknown cell '{}' (known: rnn, gru, lstm)", name));
+}
+
+namespace {
+std::int64_t gate_count(CellType cell) {
+  return cell == CellType::lstm ? 4 : cell == CellType::gru ? 3 : 1;
+}
+}  // namespace
+
+RNN::RNN(const RNNOptions& options, Generator& gen) : opt_(options), gen_(&gen) {
+  if (opt_.input_size <= 0 || opt_.hidden_size <= 0 || opt_.num_layers <= 0) {
+    throw ValueError(
+        fmt::format("RNN: input_size {}, hidden_size {} and num_layers {} must be "
+                    "positive",
+                    opt_.input_size, opt_.hidden_size, opt_.num_layers));
+  }
+  if (!(opt_.dropout >= 0 && opt_.dropout < 1)) {
+    throw ValueError(fmt::format("RNN: dropout {} is outside [0, 1)", opt_.dropout));
+  }
+  const std::int64_t H = opt_.hidden_size, G = gate_count(opt_.cell);
+  const double bound = 1.0 / std::sqrt(static_cast<double>(H));
+  for (std::int64_t layer = 0; layer < opt_.num_layers; ++layer) {
+    const std::int64_t in = layer == 0 ? opt_.input_size : H * directions();
+    for (std::int64_t dir = 0; dir < directions(); ++dir) {
+      const std::string suffix = fmt::format("_l{}{}", layer, dir == 1 ? "_reverse" : "");
+      auto init = [&](Shape s) { return uniform(s, -bound, bound, opt_.dtype, gen); };
+      Weights w;
+      w.w_ih = register_parameter("weight_ih" + suffix, init({G * H, in}));
+      w.w_hh = register_parameter("weight_hh" + suffix, init({G * H, H}));
+      if (opt_.bias) {
+        w.b_ih = register_parameter("bias_ih" + suffix, init({G * H}));
+        w.b_hh = register_parameter("bias_hh" + suffix, init({G * H}));
+      }
+      weights_.push_back(w);
+    }
+  }
+}
+
+// xp = x W_ih^T + b_ih for this step; hp = h W_hh^T + b_hh.
+//   RNN:  h' = tanh(xp + hp)
+//   LSTM: i,f,g,o = split(xp + hp); c' = sigmoid(f) c + sigmoid(i) tanh(g); h' = sigmoid(o)
+//   tanh(c') GRU:  r = sigmoid(xp_r + hp_r); z = sigmoid(xp_z + hp_z); n = tanh(xp_n + r * hp_n);
+//         h' = (1 - z) n + z h = n + z (h - n)
+RNN::CellState RNN::cell_step(const Variable& xp, const CellState& s, const Weights& w,
+                              const Variable& w_hh_t) const {
+  const std::int64_t H = opt_.hidden_size;
+  Variable hp = matmul(s.h, w_hh_t);
+  if (w.b_hh.defined()) hp = hp + w.b_hh;
+  switch (opt_.cell) {
+    case CellType::rnn_tanh:
+      return {tanh(xp + hp), {}};
+    case CellType::lstm: {
+      const Variable gates = xp + hp;
+      const Variable i = sigmoid(narrow(gates, 1, 0, H));
+      const Variable f = sigmoid(narrow(gates, 1, H, H));
+      const Variable g = tanh(narrow(gates, 1, 2 * H, H));
+      const Variable o = sigmoid(narrow(gates, 1, 3 * H, H));
+      const Variable c = f * s.c + i * g;
+      return {o * tanh(c), c};
+    }
+    case CellType::gru: {
+      const Variable r = sigmoid(narrow(xp, 1, 0, H) + narrow(hp, 1, 0, H));
+      const Variable z = sigmoid(narrow(xp, 1, H, H) + narrow(hp, 1, H, H));
+      const Variable n = tanh(narrow(xp, 1, 2 * H, H) + r * narrow(hp, 1, 2 * H, H));
+      return {n + z * (s.h - n), {}};
+    }
+  }
+  return {};
+}
+
+RNN::CellState RNN::initial(const RNNState& init, std::size_t index, std::int64_t batch) const {
+  const Shape want{opt_.num_layers * directions(), batch, opt_.hidden_size};
+  auto pick = [&](const Variable& v, const char* what) {
+    if (!v.defined()) return Variable(Tensor::zeros({batch, opt_.hidden_size}, opt_.dtype));
+    if (v.shape() != want) {
+      throw ShapeError(fmt::format("RNN: initial {} is {}, expected {} ([L*D, B, H])", what,
+                                   shape_str(v.shape()), shape_str(want)));
+    }
+    return select(v, 0, static_cast<std::int64_t>(index));
+  };
+  CellState s{pick(init.h, "h"), {}};
+  if (opt_.cell == CellType::lstm) s.c = pick(init.c, "c");
+  return s;
+}
+
+std::pair<Variable, RNN::CellState> RNN::run(const Variable& x,
+                                             const std::vector<std::int64_t>& lengths,
+                                             std::size_t index, bool reverse, CellState s) const {
+  const Weights& w = weights_[index];
+  const std::int64_t B = x.size(0), T = x.size(1);
+  Variable xp = matmul(x, transpose(w.w_ih, 0, 1));  // [B,T,G*H]
+  if (w.b_ih.defined()) xp = xp + w.b_ih;
+  const Variable w_hh_t = transpose(w.w_hh, 0, 1);
+  const std::int64_t min_len =
+      lengths.empty() ? T : *std::min_element(lengths.begin(), lengths.end());
+  std::vector<Variable> outs(T);
+  for (std::int64_t k = 0; k < T; ++k) {
+    const std::int64_t t = reverse ? T - 1 - k : k;
+    CellState next = cell_step(select(xp, 1, t), s, w, w_hh_t);
+    if (t < min_len) {  // every sequence is still running
+      outs[t] = next.h;
+      s = next;
+      continue;
+    }
+    // Sequences already past their end keep their state and emit zeros.
+    Tensor active = Tensor::empty({B, 1}, DType::boolean);
+    auto* pa = static_cast<std::uint8_t*>(active.raw_data());
+    for (std::int64_t b = 0; b < B; ++b) pa[b] = t < lengths[b];
+    outs[t] = masked_fill(next.h, logical_not(active), 0.0);
+    s.h = where(active, next.h, s.h);
+    if (opt_.cell == CellType::lstm) s.c = where(active, next.c, s.c);
+  }
+  return {stack(outs, 1), s};
+}
+
+RNNOutput RNN::forward(const Variable& x, const std::vector<std::int64_t>& lengths,
+                       const RNNState& init) const {
+  if (x.dim() != 3 || x.size(2) != opt_.input_size || x.size(1) == 0) {
+    throw ShapeError(fmt::format("RNN: input {} must be [B,T,{}] with T > 0", shape_str(x.shape()),
+                                 opt_.input_size));
+  }
+  const std::int64_t B = x.size(0), T = x.size(1);
+  if (!lengths.empty()) {
+    if (static_cast<std::int64_t>(lengths.size()) != B) {
+      throw ShapeError(fmt::format("RNN: {} lengths for a batch of {}", lengths.size(), B));
+    }
+    for (auto len : lengths) {
+      if (len < 1 || len > T) {
+        throw ValueError(fmt::format("RNN: length {} is outside [1, {}]", len, T));
+      }
+    }
+  }
+  Variable layer_in = x;
+  std::vector<Variable> hs, cs;
+  for (std::int64_t layer = 0; layer < opt_.num_layers; ++layer) {
+    if (layer > 0) layer_in = dropout(layer_in, opt_.dropout, training(), *gen_);
+    std::vector<Variable> dir_out;
+    for (std::int64_t dir = 0; dir < directions(); ++dir) {
+      const std::size_t index = static_cast<std::size_t>(layer * directions() + dir);
+      auto [out, s] = run(layer_in, lengths, index, dir == 1, initial(init, index, B));
+      dir_out.push_back(out);
+      hs.push_back(s.h);
+      if (opt_.cell == CellType::lstm) cs.push_back(s.c);
+    }
+    layer_in = dir_out.size() == 1 ? dir_out[0] : concat(dir_out, 2);
+  }
+  RNNOutput r;
+  r.output = layer_in;
+  r.state.h = stack(hs, 0);
+  if (opt_.cell == CellType::lstm) r.state.c = stack(cs, 0);
+  return r;
+}
+
+RNNOutput RNN::step(const Variable& x_t, const RNNState& state) const {
+  if (opt_.bidirectional) throw ValueError("RNN::step: a bidirectional layer cannot step");
+  if (x_t.dim() != 2 || x_t.size(1) != opt_.input_size) {
+    throw ShapeError(
+        fmt::format("RNN::step: input {} must be [B,{}]", shape_str(x_t.shape()), opt_.input_size));
+  }
+  const std::int64_t B = x_t.size(0);
+  Variable in = x_t;
+  std::vector<Variable> hs, cs;
+  for (std::int64_t layer = 0; layer < opt_.num_layers; ++layer) {
+    if (layer > 0) in = dropout(in, opt_.dropout, training(), *gen_);
+    const Weights& w = weights_[static_cast<std::size_t>(layer)];
+    Variable xp = matmul(in, transpose(w.w_ih, 0, 1));
+    if (w.b_ih.defined()) xp = xp + w.b_ih;
+    const CellState s = cell_step(xp, initial(state, static_cast<std::size_t>(layer), B), w,
+                                  transpose(w.w_hh, 0, 1));
+    hs.push_back(s.h);
+    if (opt_.cell == CellType::lstm) cs.push_back(s.c);
+    in = s.h;
+  }
+  RNNOutput r;
+  r.output = in;
+  r.state.h = stack(hs, 0);
+  if (opt_.cell == CellType::lstm) r.state.c = stack(cs, 0);
+  return r;
+}
+
+}  // namespace seqgrad

@@ -1,0 +1,81 @@
+// Recurrent layers: Elman RNN (tanh), GRU and LSTM; multi-layer, optionally bidirectional, with
+// dropout between layers. Batch-first: x [B,T,I] -> output [B,T,D*H], with D = 2 when
+// bidirectional. States are [L*D, B, H] in PyTorch's order (layer 0 forward, layer 0 reverse,
+// layer 1 forward, ...).
+//
+// Padded batches: given per-sequence lengths, a sequence's final state is the one after its own
+// last real step and its outputs past that step are zero (what PyTorch's packed sequences give);
+// the reverse direction starts at each sequence's own last step.
+//
+// Parameter names, shapes and gate orders follow PyTorch so weights move between the two
+// without reshuffling: weight_ih_l{k}[_reverse] [G*H, I_k], weight_hh_l{k} [G*H, H],
+// bias_ih_l{k} and bias_hh_l{k} [G*H]; LSTM gates i,f,g,o (G=4); GRU gates r,z,n (G=3) with the
+// n gate's hidden bias inside the reset product: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "nn/module.h"
+#include "tensor/random.h"
+
+namespace seqgrad {
+
+enum class CellType { rnn_tanh, gru, lstm };
+std::string_view cell_name(CellType cell);
+CellType parse_cell(std::string_view name);  // "rnn", "gru", "lstm"; ValueError otherwise
+
+struct RNNOptions {
+  CellType cell = CellType::lstm;
+  std::int64_t input_size = 0;
+  std::int64_t hidden_size = 0;
+  std::int64_t num_layers = 1;
+  bool bidirectional = false;
+  double dropout = 0.0;  // on each layer's output except the last, in training
+  bool bias = true;
+  DType dtype = DType::f32;
+};
+
+// h (and, for LSTM, c): [L*D, B, H]. Undefined members mean zeros.
+struct RNNState {
+  Variable h, c;
+};
+
+struct RNNOutput {
+  Variable output;  // [B,T,D*H] from forward, [B,H] from step
+  RNNState state;
+};
+
+class RNN : public Module {
+ public:
+  explicit RNN(const RNNOptions& options, Generator& gen = default_generator());
+
+  // x [B,T,I]; lengths: B values in [1, T], or empty when every sequence has length T.
+  RNNOutput forward(const Variable& x, const std::vector<std::int64_t>& lengths = {},
+                    const RNNState& init = {}) const;
+  // One time step through every layer (unidirectional only): x_t [B,I] -> top output [B,H].
+  RNNOutput step(const Variable& x_t, const RNNState& state) const;
+
+  const RNNOptions& options() const { return opt_; }
+  std::int64_t directions() const { return opt_.bidirectional ? 2 : 1; }
+
+ private:
+  struct Weights {
+    Variable w_ih, w_hh, b_ih, b_hh;
+  };
+  struct CellState {
+    Variable h, c;
+  };
+  CellState cell_step(const Variable& xp, const CellState& s, const Weights& w,
+                      const Variable& w_hh_t) const;
+  // One layer, one direction over the whole sequence: outputs [B,T,H] and the final state.
+  std::pair<Variable, CellState> run(const Variable& x, const std::vector<std::int64_t>& lengths,
+                                     std::size_t index, bool reverse, CellState s) const;
+  CellState initial(const RNNState& init, std::size_t index, std::int64_t batch) const;
+
+  RNNOptions opt_;
+  std::vector<Weights> weights_;  // layer * D + direction
+  Generator* gen_;
+};
+
+}  // namespace seqgrad

@@ -76,6 +76,11 @@ Tensor stack(const std::vector<Tensor>& xs, std::int64_t axis) {
       throw ShapeError(
           fmt::format("{}: all shapes must be equal, got {}", __func__, shapes_str(xs)));
     }
+    if (x.dtype() != xs[0].dtype()) {
+      throw DTypeError(fmt::format("{}: dtypes differ ({}{} vs {}{})", __func__,
+                                   dtype_name(xs[0].dtype()), shape_str(xs[0].shape()),
+                                   dtype_name(x.dtype()), shape_str(x.shape())));
+    }
   }
   const std::int64_t a = normalize_axis(axis, xs[0].dim() + 1, __func__);
   std::vector<Tensor> parts;

@@ -137,6 +137,9 @@ Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim) {
 Tensor amax(const Tensor& x, const Axes& axes, bool keepdim) {
   check_defined(x, __func__);
   const Axes ax = normalize_axes(axes, x.dim(), __func__);
+  // Checked here so a bad dtype is reported as amax, not as the max it delegates to (and so a
+  // 0-d input, which reaches no max call, is checked too).
+  dispatch_floating(x.dtype(), __func__, []<class T>() {});
   Tensor y = x;
   for (auto it = ax.rbegin(); it != ax.rend(); ++it) y = max(y, *it, true).values;
   return keepdim ? y : y.reshape(reduced_shape(x.shape(), ax, false));

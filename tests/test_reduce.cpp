@@ -80,17 +80,20 @@ void check_values(const Tensor& got, const std::vector<double>& want, double eps
 
 Tensor run(Kind k, const Tensor& x, const Axes& axes, bool keepdim) {
   switch (k) {
-    case Kind::sum: return sum(x, axes, keepdim);
-    case Kind::mean: return mean(x, axes, keepdim);
-    case Kind::max: break;
+    case Kind::sum:
+      return sum(x, axes, keepdim);
+    case Kind::mean:
+      return mean(x, axes, keepdim);
+    case Kind::max:
+      break;
   }
   return amax(x, axes, keepdim);
 }
 
 // Every axis combination of a 3-D input (including all axes), both keepdim settings.
 void check_all_axes(const Tensor& x, double eps) {
-  const std::vector<Axes> combos = {{0},    {1},    {2},       {-1},    {0, 1}, {0, 2},
-                                    {1, 2}, {2, 0}, {-1, -3}, {1, 1},  {}, {0, 1, 2}};
+  const std::vector<Axes> combos = {{0},    {1},    {2},      {-1},   {0, 1}, {0, 2},
+                                    {1, 2}, {2, 0}, {-1, -3}, {1, 1}, {},     {0, 1, 2}};
   for (Kind k : {Kind::sum, Kind::mean, Kind::max}) {
     for (const auto& axes : combos) {
       for (bool keepdim : {false, true}) {
@@ -146,9 +149,15 @@ TEST_CASE_TEMPLATE("sum, mean, amax over every axis combination", T, float, doub
 
 TEST_CASE_TEMPLATE("reductions on transposed and strided inputs", T, float, double) {
   const Tensor base = make<T>(values(4 * 3 * 6), {4, 3, 6});
-  SUBCASE("permuted") { check_all_axes(base.permute({2, 0, 1}), tol<T>()); }
-  SUBCASE("transposed last two") { check_all_axes(base.transpose(1, 2), tol<T>()); }
-  SUBCASE("narrowed") { check_all_axes(base.narrow(2, 1, 4), tol<T>()); }
+  SUBCASE("permuted") {
+    check_all_axes(base.permute({2, 0, 1}), tol<T>());
+  }
+  SUBCASE("transposed last two") {
+    check_all_axes(base.transpose(1, 2), tol<T>());
+  }
+  SUBCASE("narrowed") {
+    check_all_axes(base.narrow(2, 1, 4), tol<T>());
+  }
   SUBCASE("expanded (stride 0)") {
     const Tensor e = make<T>({1, -2, 3}, {3, 1}).expand({2, 3, 5});
     check_all_axes(e, tol<T>());

@@ -70,7 +70,9 @@ void check_row(const std::vector<double>& got, const std::vector<double>& want, 
 }
 
 // Row j of a [rows, n] tensor (logical order).
-std::vector<double> row(const Tensor& t, std::int64_t j) { return t.select(0, j).to_vector<double>(); }
+std::vector<double> row(const Tensor& t, std::int64_t j) {
+  return t.select(0, j).to_vector<double>();
+}
 
 // Gradient of sum(dy * f(x)) by central differences, in float64; x must be dense.
 std::vector<double> numeric_grad(const std::function<Tensor(const Tensor&)>& f, const Tensor& x,
@@ -139,9 +141,9 @@ TEST_CASE_TEMPLATE("softmax is stable for large inputs", T, float, double) {
   CHECK(s == doctest::Approx(1.0).epsilon(1e-6));
   for (double v : ly.to_vector<double>()) CHECK(std::isfinite(v));
   // A single 1000 among zeros takes all the mass without overflow.
-  const auto one = softmax(make<T>({0, 1000, 0}, {3}), 0).to_vector<double>();
+  const auto one = softmax(make<T>({0, 1000, 0}, {3}), 0).template to_vector<double>();
   CHECK(one == std::vector<double>{0, 1, 0});
-  const auto lone = log_softmax(make<T>({0, 1000, 0}, {3}), 0).to_vector<double>();
+  const auto lone = log_softmax(make<T>({0, 1000, 0}, {3}), 0).template to_vector<double>();
   CHECK(lone[1] == doctest::Approx(0.0));
   CHECK(lone[0] == doctest::Approx(-1000.0));
 }
@@ -274,7 +276,8 @@ TEST_CASE("log_softmax_backward matches finite differences, with and without a m
     const Tensor y = log_softmax(x, 1);
     const auto dx = log_softmax_backward(y, dy, 1).to_vector<double>();
     const auto fd = numeric_grad([](const Tensor& t) { return log_softmax(t, 1); }, x, dy);
-    for (std::size_t i = 0; i < fd.size(); ++i) CHECK(dx[i] == doctest::Approx(fd[i]).epsilon(1e-7));
+    for (std::size_t i = 0; i < fd.size(); ++i)
+      CHECK(dx[i] == doctest::Approx(fd[i]).epsilon(1e-7));
   }
   {
     const Tensor m = mask_of({1, 1, 0, 1, 0,  //
@@ -314,11 +317,12 @@ TEST_CASE("backward kernels along axis 0 and on transposed inputs") {
     CHECK(dlx[i] == doctest::Approx(fdl[i]).epsilon(1e-7));
   }
   // The same gradient from transposed views along the other axis.
-  const auto dxt = softmax_backward(y.transpose(0, 1).contiguous(),
-                                    dy.transpose(0, 1).contiguous(), 1)
-                       .transpose(0, 1)
-                       .to_vector<double>();
-  for (std::size_t i = 0; i < dx.size(); ++i) CHECK(dxt[i] == doctest::Approx(dx[i]).epsilon(1e-14));
+  const auto dxt =
+      softmax_backward(y.transpose(0, 1).contiguous(), dy.transpose(0, 1).contiguous(), 1)
+          .transpose(0, 1)
+          .to_vector<double>();
+  for (std::size_t i = 0; i < dx.size(); ++i)
+    CHECK(dxt[i] == doctest::Approx(dx[i]).epsilon(1e-14));
 }
 
 TEST_CASE("softmax argument errors") {
@@ -332,5 +336,5 @@ TEST_CASE("softmax argument errors") {
   CHECK_THROWS_AS(softmax(Tensor::zeros({2, 3}, DType::i64), 1), DTypeError);
   CHECK_THROWS_AS(softmax(Tensor(), 0), ValueError);
   CHECK_THROWS_AS(softmax_backward(x, Tensor::zeros({3, 2}), 1), ShapeError);
-  CHECK_THROWS_AS(log_softmax_backward(x, Tensor::zeros({2, 3}, DType::f64), 1), ShapeError);
+  CHECK_THROWS_AS(log_softmax_backward(x, Tensor::zeros({2, 3}, DType::f64), 1), DTypeError);
 }

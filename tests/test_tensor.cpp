@@ -74,8 +74,7 @@ TEST_CASE("factories") {
       CHECK(z.to_vector<double>() == std::vector<double>(6, 0.0));
       CHECK(Tensor::ones({4}, d).to_vector<double>() == std::vector<double>(4, 1.0));
     }
-    CHECK(Tensor::full({2, 2}, 2.5, DType::f64).to_vector<double>() ==
-          std::vector<double>(4, 2.5));
+    CHECK(Tensor::full({2, 2}, 2.5, DType::f64).to_vector<double>() == std::vector<double>(4, 2.5));
     CHECK(Tensor::full({3}, 7.9, DType::i64).to_vector<std::int64_t>() ==
           std::vector<std::int64_t>(3, 7));
   }
@@ -107,6 +106,9 @@ TEST_CASE("factories") {
     Tensor c = Tensor::from_vector<std::int64_t>({7, 8, 9}, {3, 1});
     CHECK(c.dtype() == DType::i64);
     CHECK(c.at({2, 0}) == 9.0);
+    const Tensor m = Tensor::from_vector<bool>({true, false, true}, {3});
+    CHECK(m.dtype() == DType::boolean);
+    CHECK(m.to_vector<std::int64_t>() == std::vector<std::int64_t>{1, 0, 1});
     CHECK_THROWS_AS(Tensor::from_vector<float>({1, 2, 3}, {2, 2}), ShapeError);
   }
   SUBCASE("from_list converts to the dtype") {
@@ -371,7 +373,7 @@ TEST_CASE("item, at and to_vector") {
   CHECK(x.at({1, 2}) == 6.0);
   CHECK(x.transpose(0, 1).at({2, 1}) == 6.0);
   CHECK(x.select(1, 1).at({1}) == 5.0);
-  CHECK(x.narrow(1, 2, 1).item() == 3.0);
+  CHECK(x.narrow(0, 0, 1).narrow(1, 2, 1).item() == 3.0);
   CHECK(Tensor::from_list({42}, {1, 1, 1}, DType::i64).item() == 42.0);
   CHECK(Tensor::from_list({1}, {1}, DType::boolean).item() == 1.0);
   CHECK_THROWS_AS(x.item(), ValueError);

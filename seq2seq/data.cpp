@@ -1,0 +1,119 @@
+// B batch, S source length, T target length, E embedding, H hidden, V vocabulary
+//
+// The TSV reader and writer, and the merging of several targets for one source into an Example.
+#include "seq2seq/data.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "seq2seq/vocab.h"
+
+namespace seqgrad {
+
+namespace {
+
+bool is_blank(std::string_view line) {
+  return line.find_first_not_of(" \t\v\f\r") == std::string_view::npos;
+}
+
+}  // namespace
+
+void ExampleMerger::add(std::string_view source, std::string_view target) {
+  const auto [it, inserted] = index_.try_emplace(std::string(source), examples_.size());
+  if (inserted) {
+    examples_.push_back(Example{std::string(source), {std::string(target)}});
+    return;
+  }
+  auto& targets = examples_[it->second].targets;
+  if (std::find(targets.begin(), targets.end(), target) == targets.end()) {
+    targets.emplace_back(target);
+  }
+}
+
+std::vector<Example> ExampleMerger::take() {
+  index_.clear();
+  return std::move(examples_);
+}
+
+std::string read_file(const std::string& path, std::string_view caller) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    throw DataError(fmt::format("{}: {}: no such file", caller, path));
+  }
+  if (std::filesystem::is_directory(path, ec)) {
+    throw DataError(fmt::format("{}: {}: is a directory, not a file", caller, path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  if (in) buffer << in.rdbuf();
+  if (!in || in.bad()) throw DataError(fmt::format("{}: {}: cannot read the file", caller, path));
+  return buffer.str();
+}
+
+std::vector<Example> parse_tsv(std::string_view text, std::string_view name) {
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 byte order mark
+  ExampleMerger merger;
+  std::size_t line_no = 0;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_no;
+    if (line.ends_with('\r')) line.remove_suffix(1);
+    if (is_blank(line)) continue;
+    const auto fail = [&](std::string_view what) {
+      throw DataError(fmt::format("read_tsv: {}:{}: {}", name, line_no, what));
+    };
+    if (const std::size_t bad = find_invalid_utf8(line); bad != std::string_view::npos) {
+      fail(fmt::format("invalid UTF-8 at byte {} of the line", bad + 1));
+    }
+    const std::size_t tab = line.find('\t');
+    if (tab == std::string_view::npos) fail("no tab; expected source<TAB>target");
+    if (line.find('\t', tab + 1) != std::string_view::npos) {
+      fail("more than one tab; expected source<TAB>target (tabs inside a field are not allowed)");
+    }
+    const std::string_view source = line.substr(0, tab);
+    const std::string_view target = line.substr(tab + 1);
+    if (source.empty()) fail("empty source before the tab");
+    if (target.empty()) fail("empty target after the tab");
+    merger.add(source, target);
+  }
+  return merger.take();
+}
+
+std::vector<Example> read_tsv(const std::string& path) {
+  return parse_tsv(read_file(path, "read_tsv"), path);
+}
+
+void write_tsv(const std::string& path, const std::vector<Example>& examples) {
+  std::string text;
+  for (std::size_t i = 0; i < examples.size(); ++i) {
+    const Example& ex = examples[i];
+    for (const auto& target : ex.targets) {
+      for (const std::string* field : {&ex.source, &target}) {
+        if (field->empty() || field->find_first_of("\t\r\n") != std::string::npos) {
+          throw DataError(fmt::format(
+              "write_tsv: {}: example {} has an empty field or one with a tab or line break: "
+              "\"{}\"",
+              path, i, *field));
+        }
+      }
+      text += ex.source;
+      text += '\t';
+      text += target;
+      text += '\n';
+    }
+  }
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) throw DataError(fmt::format("write_tsv: {}: cannot write the file", path));
+}
+
+}  // namespace seqgrad

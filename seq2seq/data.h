@@ -1,0 +1,64 @@
+// B batch, S source length, T target length, E embedding, H hidden, V vocabulary
+//
+// Examples and the TSV reader. An Example is one source with every reference target it has
+// (G2P words often have several pronunciations); a prediction counts as right when it matches any
+// of them. Data files are UTF-8, `source<TAB>target` a line; a bad line is reported with its
+// file and line number.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tensor/errors.h"
+
+namespace seqgrad {
+
+// A data file that cannot be read or is malformed. The message starts with "file:line: " (or
+// "file: " when no single line is at fault).
+struct DataError : RuntimeError {
+  using RuntimeError::RuntimeError;
+};
+
+struct Example {
+  std::string source;
+  std::vector<std::string> targets;  // at least one; the first is the one trained on
+  bool operator==(const Example&) const = default;
+};
+
+struct DataSplits {
+  std::vector<Example> train;
+  std::vector<Example> valid;
+  std::vector<Example> test;
+};
+
+// Reads `source<TAB>target` lines. Blank (empty or all-whitespace) lines are skipped, a UTF-8
+// byte order mark and CRLF line ends are accepted, and fields are taken as they are (no
+// trimming). Lines with the same source merge into one Example: targets in first-seen order,
+// an exact repeat dropped; Examples come in the order their source first appears. Throws
+// DataError for a missing or unreadable file and for a line with no tab, more than one tab, an
+// empty source or target, or invalid UTF-8.
+std::vector<Example> read_tsv(const std::string& path);
+// The same on text already in memory; `name` stands for the file in error messages.
+std::vector<Example> parse_tsv(std::string_view text, std::string_view name);
+// One line per (source, target) pair; DataError if a field holds a tab or line break.
+void write_tsv(const std::string& path, const std::vector<Example>& examples);
+
+// Collects (source, target) pairs into Examples: a new source starts an Example, a known one
+// gets the target appended unless it already has it. Shared by the TSV and CMUdict readers.
+class ExampleMerger {
+ public:
+  void add(std::string_view source, std::string_view target);
+  std::size_t size() const { return examples_.size(); }
+  std::vector<Example> take();
+
+ private:
+  std::vector<Example> examples_;
+  std::unordered_map<std::string, std::size_t> index_;  // source -> position in examples_
+};
+
+// Reads a whole file into a string; DataError naming the file when it is missing or unreadable.
+std::string read_file(const std::string& path, std::string_view caller);
+
+}  // namespace seqgrad

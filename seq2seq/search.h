@@ -1,0 +1,29 @@
+// Decoding: batched beam search (greedy is beam width 1). Returns, for each source, the best
+// finished hypothesis: its tokens (without </s>), total log-probability, and the attention
+// matrix [T_out, S] (one row per emitted token, including </s>).
+// Shape legend: B batch, S source length, T target length, V vocabulary, K beam width.
+#pragma once
+
+#include <vector>
+
+#include "seq2seq/model.h"
+
+namespace seqgrad {
+
+struct SearchOptions {
+  std::int64_t beam = 1;        // K; 1 = greedy
+  std::int64_t max_len = 100;   // tokens before giving up (the hypothesis ends there)
+  double length_penalty = 1.0;  // rank by score / len^alpha (0: raw log-probability)
+};
+
+struct Hypothesis {
+  std::vector<std::int64_t> tokens;
+  double score = 0;                           // sum of log-probabilities, </s> included
+  std::vector<std::vector<float>> attention;  // [T_out][S_b]; empty without attention
+};
+
+std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Tensor& src,
+                                    const std::vector<std::int64_t>& lengths,
+                                    const SearchOptions& options = {});
+
+}  // namespace seqgrad

@@ -1,0 +1,87 @@
+// Attention and its scorers. One generic gradcheck walks the scorer registry, so a new scorer
+// is covered by adding it to seq2seq/scorers/registry.cpp: no new test code.
+#include <doctest/doctest.h>
+
+#include "autograd/autograd.h"
+#include "seq2seq/attention.h"
+#include "seq2seq/scorers/scorers.h"
+
+namespace seqgrad {
+namespace {
+
+ScorerConfig config_f64(Generator& gen) {
+  return {.query_size = 4,
+          .key_size = 4,
+          .attention_size = 4,
+          .heads = 2,
+          .dtype = DType::f64,
+          .gen = &gen};
+}
+
+TEST_CASE("attention: every registered scorer passes gradcheck through the whole step") {
+  REQUIRE(scorer_registry().size() >= 6);
+  for (const auto& entry : scorer_registry()) {
+    CAPTURE(entry.name);
+    Generator gen(17);
+    Attention attention(entry.make(config_f64(gen)));
+    const Tensor mask = length_mask({3, 2}, 3);  // the second source has one padding position
+    const auto r = gradcheck(
+        [&](const std::vector<Variable>& x) {
+          const AttentionMemory m = attention.memory(x[1], mask);
+          const AttentionResult a = attention.attend(x[0], m);
+          return concat({reshape(a.context, {-1}), reshape(a.weights, {-1})}, 0);
+        },
+        {normal({2, 4}, 0, 1, DType::f64, gen), normal({2, 3, 4}, 0, 1, DType::f64, gen)}, {},
+        attention.parameters());
+    CAPTURE(r.worst);
+    CHECK(r.passed);
+  }
+}
+
+TEST_CASE("attention: weights are a distribution over real positions; context is their sum") {
+  for (const auto& name : scorer_names()) {
+    CAPTURE(name);
+    Generator gen(3);
+    Attention attention(make_scorer(name, config_f64(gen)));
+    const Tensor keys = normal({2, 3, 4}, 0, 1, DType::f64, gen);
+    const Tensor mask = length_mask({3, 2}, 3);
+    const AttentionResult a = attention.attend(Variable(normal({2, 4}, 0, 1, DType::f64, gen)),
+                                               attention.memory(Variable(keys), mask));
+    CHECK(a.weights.shape() == Shape{2, 3});
+    CHECK(a.context.shape() == Shape{2, attention.heads() * 4});
+    const Tensor w = a.weights.data();
+    CHECK(w.at({0, 0}) + w.at({0, 1}) + w.at({0, 2}) == doctest::Approx(1.0));
+    CHECK(w.at({1, 0}) + w.at({1, 1}) == doctest::Approx(1.0));
+    CHECK(w.at({1, 2}) == 0.0);  // padding gets nothing
+    if (attention.heads() == 1) {
+      for (std::int64_t h = 0; h < 4; ++h) {
+        double c = 0;
+        for (std::int64_t s = 0; s < 3; ++s) c += w.at({0, s}) * keys.at({0, s, h});
+        CHECK(a.context.data().at({0, h}) == doctest::Approx(c));
+      }
+    }
+  }
+}
+
+TEST_CASE("attention: dot scores by hand; unknown names list the known ones") {
+  Generator gen(1);
+  Attention dot(make_scorer("dot", config_f64(gen)));
+  const Tensor keys = Tensor::from_list({1, 0, 0, 0, 0, 2, 0, 0}, {1, 2, 4}, DType::f64);
+  const Tensor q = Tensor::from_list({1, 1, 0, 0}, {1, 4}, DType::f64);
+  const AttentionResult a =
+      dot.attend(Variable(q), dot.memory(Variable(keys), length_mask({2}, 2)));
+  // scores 1 and 2: softmax = [1, e] / (1 + e)
+  CHECK(a.weights.data().at({0, 1}) == doctest::Approx(std::exp(1.0) / (1 + std::exp(1.0))));
+  CHECK_THROWS_WITH_AS(make_scorer("bilinear", config_f64(gen)),
+                       doctest::Contains("unknown attention scorer 'bilinear' (known: dot, "
+                                         "scaled_dot, general, concat, multihead, cosine)"),
+                       ValueError);
+  ScorerConfig unequal = config_f64(gen);
+  unequal.key_size = 6;
+  CHECK_THROWS_WITH_AS(make_scorer("dot", unequal), doctest::Contains("equal query and key sizes"),
+                       ValueError);
+  CHECK_NOTHROW(make_scorer("general", unequal));
+}
+
+}  // namespace
+}  // namespace seqgrad

@@ -1,0 +1,66 @@
+// seqgrad eval: scores a trained model on a TSV file or a split of its own data.
+#include <fmt/format.h>
+
+#include "apps/commands.h"
+#include "apps/common.h"
+
+namespace seqgrad::app {
+
+namespace {
+
+struct EvalArgs {
+  std::string model, data, task, split = "test";
+  std::int64_t beam = 5, max_examples = 0;
+  bool json = false;
+  int threads = 0;
+};
+
+void run_eval(const EvalArgs& a) {
+  set_threads(a.threads);
+  LoadedRun run = load_run(a.model);
+  DataSpec spec = run.config.data;
+  std::vector<Example> examples;
+  if (!a.data.empty()) {
+    examples = read_tsv(a.data);
+  } else {
+    if (!a.task.empty()) spec.task = a.task;
+    examples = pick_split(load_data(spec), a.split);
+  }
+  if (examples.empty()) throw ValueError("eval: there are no examples to score");
+  const BatcherOptions bo{.batch_size = run.config.batch_size,
+                          .source_tokenization = parse_tokenization(spec.source_tokens),
+                          .target_tokenization = parse_tokenization(spec.target_tokens)};
+  const Batcher batches(examples, run.source_vocab, run.target_vocab, bo);
+  const EvalResult r = evaluate(*run.model, batches, run.target_vocab,
+                                {.beam = a.beam, .max_len = 0}, a.max_examples);
+  if (a.json) {
+    nlohmann::json j = r.to_json();
+    j["beam"] = a.beam;
+    fmt::print("{}\n", j.dump());
+    return;
+  }
+  fmt::print(
+      "{} examples, beam {}\n  exact match    {:.2f}%\n  token accuracy {:.2f}%\n  WER   "
+      "         {:.2f}%\n  PER            {:.2f}%\n  loss           {:.4f} (perplexity "
+      "{:.3f})\n",
+      r.scores.examples, a.beam, 100 * r.scores.exact_match, 100 * r.scores.token_accuracy,
+      100 * r.scores.wer, 100 * r.scores.per, r.loss, r.perplexity);
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("eval", "score a trained model");
+  auto a = std::make_shared<EvalArgs>();
+  cmd->add_option("--model", a->model, "run directory written by train")->required();
+  cmd->add_option("--data", a->data, "TSV file to score (default: the run's own data)");
+  cmd->add_option("--task", a->task, "score a built-in task instead");
+  cmd->add_option("--split", a->split, "train, valid or test")->capture_default_str();
+  cmd->add_option("--beam", a->beam)->capture_default_str();
+  cmd->add_option("--max-examples", a->max_examples, "decode at most this many (0: all)");
+  cmd->add_flag("--json", a->json, "print the metrics as one JSON object");
+  cmd->add_option("--threads", a->threads, "OpenBLAS threads (0: its default)");
+  cmd->callback([a] { run_eval(*a); });
+}
+
+}  // namespace seqgrad::app

@@ -1,0 +1,72 @@
+// Shared pieces of the seqgrad command: the run configuration (model, data, training), loading
+// data for it, and reading a model directory back.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "seq2seq/batch.h"
+#include "seq2seq/data.h"
+#include "seq2seq/model.h"
+#include "seq2seq/trainer.h"
+#include "seq2seq/vocab.h"
+
+namespace seqgrad::app {
+
+// Where the examples come from: a generated task, CMUdict G2P, or TSV files.
+struct DataSpec {
+  std::string task;  // reverse, copy, sort, dates, g2p; empty for TSV files
+  std::string train_path, valid_path, test_path;
+  std::string cmudict = "data/cmudict-en-us.dict";
+  std::string source_tokens = "chars", target_tokens = "chars";
+  std::int64_t min_len = 3, max_len = 12;
+  std::int64_t train_size = 20000, valid_size = 500, test_size = 1000;
+  std::uint64_t seed = 1;
+
+  nlohmann::json to_json() const;
+  static DataSpec from_json(const nlohmann::json& j);
+};
+
+struct RunConfig {
+  ModelConfig model;
+  DataSpec data;
+  TrainOptions train;
+  std::int64_t batch_size = 64;
+  nlohmann::json to_json() const;
+  static RunConfig from_json(const nlohmann::json& j);
+};
+
+// Reads the splits a DataSpec names; DataError / RuntimeError with the file on failure.
+DataSplits load_data(const DataSpec& spec);
+// One split by name (train, valid, test).
+const std::vector<Example>& pick_split(const DataSplits& splits, const std::string& name);
+
+// A trained model directory, loaded.
+struct LoadedRun {
+  RunConfig config;
+  Vocab source_vocab, target_vocab;
+  Generator gen{0};
+  std::unique_ptr<Seq2Seq> model;
+};
+// Reads DIR/config.json; RuntimeError naming the directory when it is missing or malformed.
+RunConfig load_run_config(const std::string& dir);
+// Reads DIR/config.json, the vocabularies and DIR/best.safetensors, with errors that say
+// what is missing and how to make it.
+LoadedRun load_run(const std::string& dir);
+
+// Source lines as a padded batch; tokens not in the vocabulary become <unk>, and each distinct
+// one is reported once on stderr.
+struct SourceBatch {
+  Tensor src;  // [B,S]
+  std::vector<std::int64_t> lengths;
+  std::vector<std::vector<std::string>> tokens;
+};
+SourceBatch encode_sources(const std::vector<std::string>& lines, const Vocab& vocab,
+                           Tokenization mode);
+
+// Sets OpenBLAS's thread count (0 leaves it alone).
+void set_threads(int threads);
+
+}  // namespace seqgrad::app

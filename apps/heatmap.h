@@ -1,0 +1,19 @@
+// Attention heatmaps: rows are output tokens (</s> last), columns source tokens; a cell's shade
+// is the attention weight.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace seqgrad::app {
+
+using Matrix = std::vector<std::vector<float>>;  // [T_out][S]
+
+// Text for a terminal: one row per output token, shades " .:-=+*#%@" from 0 to 1.
+std::string heatmap_text(const std::vector<std::string>& source,
+                         const std::vector<std::string>& output, const Matrix& weights);
+// A standalone SVG document with the source tokens along the top and outputs down the left.
+std::string heatmap_svg(const std::vector<std::string>& source,
+                        const std::vector<std::string>& output, const Matrix& weights);
+
+}  // namespace seqgrad::app

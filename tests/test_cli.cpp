@@ -1,0 +1,147 @@
+// End-to-end tests of the seqgrad command: a short training run on the reverse task, then eval,
+// translate, attention, exact resumption, and the errors a user meets first.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "python_runner.h"
+
+namespace seqgrad {
+namespace {
+
+struct Run {
+  int status;
+  std::string out;  // stdout and stderr together
+};
+
+Run run(const std::string& args, const std::string& stdin_text = "") {
+  testing::TempDir tmp;
+  std::string cmd = std::string(SEQGRAD_CLI) + " " + args + " 2>&1";
+  if (!stdin_text.empty()) {
+    std::ofstream(tmp.file("stdin")) << stdin_text;
+    cmd += " < " + tmp.file("stdin");
+  }
+  Run r{0, ""};
+  FILE* pipe = popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buf{};
+  std::size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
+  r.status = pclose(pipe);
+  return r;
+}
+
+std::vector<nlohmann::json> metrics_lines(const std::string& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+constexpr const char* kSmall =
+    "train --task reverse --min-len 3 --max-len 6 --train-size 3000 --valid-size 100 "
+    "--test-size 100 --embed 16 --hidden 32 --batch-size 32 --valid-every 50 --threads 1 ";
+
+TEST_CASE("cli: train, eval, translate and attention on the reverse task") {
+  testing::TempDir dir;
+  const std::string out = dir.file("rev");
+  const Run t = run(std::string(kSmall) + "--steps 300 --out " + out);
+  CAPTURE(t.out);
+  REQUIRE(t.status == 0);
+  CHECK(t.out.find("test (100 examples, beam 5): exact match") != std::string::npos);
+  CHECK(t.out.find("attention for") != std::string::npos);
+  for (const char* f : {"config.json", "source_vocab.json", "target_vocab.json", "best.safetensors",
+                        "last.safetensors", "metrics.jsonl", "test_metrics.json"}) {
+    CAPTURE(f);
+    CHECK(std::filesystem::exists(out + "/" + f));
+  }
+  const auto lines = metrics_lines(out + "/metrics.jsonl");
+  REQUIRE(lines.size() == 6);  // every 50 of 300 steps
+  CHECK(lines.back().at("step") == 300);
+  CHECK(lines.back().at("valid").at("exact_match").get<double>() > 0.5);
+
+  const Run e = run("eval --model " + out + " --json --beam 2");
+  CAPTURE(e.out);
+  REQUIRE(e.status == 0);
+  const auto j = nlohmann::json::parse(e.out);
+  for (const char* key : {"exact_match", "token_accuracy", "wer", "per", "loss"}) {
+    CAPTURE(key);
+    CHECK(j.contains(key));
+  }
+  CHECK(j.at("exact_match").get<double>() == doctest::Approx(1 - j.at("wer").get<double>()));
+
+  const Run tr = run("translate --model " + out + " --show-attention", "abc\nxyz\n");
+  CAPTURE(tr.out);
+  REQUIRE(tr.status == 0);
+  CHECK(tr.out.find("cba\n") != std::string::npos);
+  CHECK(tr.out.find("</s>") != std::string::npos);  // the heatmap's last row
+
+  const Run w = run("translate --model " + out, "ab!\n");
+  CHECK(w.out.find("'!' is not in the source vocabulary") != std::string::npos);
+
+  const std::string svg = dir.file("a.svg");
+  const Run a = run("attention --model " + out + " --input hello --svg " + svg);
+  CAPTURE(a.out);
+  REQUIRE(a.status == 0);
+  std::ifstream in(svg);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text.rfind("<svg", 0) == 0);
+  CHECK(text.find(">h</text>") != std::string::npos);
+  CHECK(text.find("fill-opacity") != std::string::npos);
+}
+
+TEST_CASE("cli: --resume continues exactly where the last checkpoint stopped") {
+  testing::TempDir dir;
+  const std::string straight = dir.file("straight"), resumed = dir.file("resumed");
+  REQUIRE(run(std::string(kSmall) + "--steps 150 --out " + straight).status == 0);
+  // The same run stopped at 100 steps (its last checkpoint), then resumed to 150: --resume
+  // re-reads the configuration, so the step budget is edited there as a user would.
+  REQUIRE(run(std::string(kSmall) + "--steps 100 --out " + resumed).status == 0);
+  nlohmann::json config;
+  std::ifstream(resumed + "/config.json") >> config;
+  config["train"]["steps"] = 150;
+  std::ofstream(resumed + "/config.json") << config.dump();
+  const Run r = run("train --resume " + resumed);
+  CAPTURE(r.out);
+  REQUIRE(r.status == 0);
+  const auto a = metrics_lines(straight + "/metrics.jsonl");
+  const auto b = metrics_lines(resumed + "/metrics.jsonl");
+  REQUIRE(a.size() == 3);
+  REQUIRE(b.size() == 3);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(a[i].at("step") == b[i].at("step"));
+    CHECK(a[i].at("valid").at("loss") == b[i].at("valid").at("loss"));
+  }
+  CHECK(a.back().at("train_loss") == b.back().at("train_loss"));
+}
+
+TEST_CASE("cli: clear errors for a missing model, an unknown scorer, bad data") {
+  const Run m = run("eval --model /nonexistent/run");
+  CHECK(m.status != 0);
+  CHECK(m.out.find("model directory '/nonexistent/run' does not exist") != std::string::npos);
+
+  const Run s = run("train --task reverse --attention bilinear --steps 1 --out /tmp/unused");
+  CHECK(s.status != 0);
+  CHECK(s.out.find("known: dot, scaled_dot, general, concat, multihead, cosine") !=
+        std::string::npos);
+
+  testing::TempDir dir;
+  std::ofstream(dir.file("bad.tsv")) << "abc\tcba\nno tab here\n";
+  const Run d = run("train --train " + dir.file("bad.tsv") + " --valid " + dir.file("bad.tsv") +
+                    " --steps 1 --out " + dir.file("out"));
+  CHECK(d.status != 0);
+  CHECK(d.out.find(dir.file("bad.tsv") + ":2") != std::string::npos);
+
+  const Run e = run("eval --model " + dir.path.string());
+  CHECK(e.status != 0);
+  CHECK(e.out.find("config.json is missing") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace seqgrad

@@ -91,6 +91,7 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
               100 * v.at("exact_match").get<double>(), 100 * v.at("token_accuracy").get<double>(),
               100 * v.at("wer").get<double>(), 100 * v.at("per").get<double>(),
               line.at("elapsed_s").get<double>());
+          std::fflush(stdout);
         });
   if (data.test.empty()) return;
   // Score the best checkpoint on the test split.

@@ -21,7 +21,9 @@ struct Timing {
 
 // Makes the optimizer assume `p` (and the memory behind it) is read, so a copy into a buffer
 // that is freed right after is not removed as dead code.
-inline void escape(const void* p) { asm volatile("" : : "g"(p) : "memory"); }
+inline void escape(const void* p) {
+  asm volatile("" : : "g"(p) : "memory");
+}
 
 inline double now_seconds() {
   using Clock = std::chrono::steady_clock;
@@ -31,8 +33,7 @@ inline double now_seconds() {
 inline Timing summarize(std::vector<double> samples) {
   std::sort(samples.begin(), samples.end());
   const std::size_t n = samples.size();
-  const double median =
-      n % 2 == 1 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+  const double median = n % 2 == 1 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
   return Timing{median, samples.front(), samples.back()};
 }
 

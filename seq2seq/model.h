@@ -9,11 +9,13 @@
 
 #include "seq2seq/decoder.h"
 #include "seq2seq/encoder.h"
+#include "seq2seq/vocab.h"
 
 namespace seqgrad {
 
-// Token ids every vocabulary reserves (seq2seq/vocab.h builds vocabularies around them).
-inline constexpr std::int64_t kPadId = 0, kBosId = 1, kEosId = 2, kUnkId = 3;
+// The token ids every vocabulary reserves, under the names the model code uses.
+inline constexpr std::int64_t kPadId = Vocab::kPad, kBosId = Vocab::kBos, kEosId = Vocab::kEos,
+                              kUnkId = Vocab::kUnk;
 
 struct ModelConfig {
   std::int64_t src_vocab = 0, tgt_vocab = 0;

@@ -260,6 +260,7 @@ void train(Seq2Seq& model, Generator& gen, const Batcher& train_data, const Batc
           std::fflush(stdout);
         } else {
           fmt::print("{}\n", stats);
+          std::fflush(stdout);  // a log file should show progress as it happens
         }
         window = Clock::now();
         report_tokens = 0;

@@ -54,9 +54,14 @@ std::string read_file(const std::string& path, std::string_view caller) {
   return buffer.str();
 }
 
-std::vector<Example> parse_tsv(std::string_view text, std::string_view name) {
+void fail_line(std::string_view caller, std::string_view name, std::size_t line_no,
+               std::string_view what) {
+  throw DataError(fmt::format("{}: {}:{}: {}", caller, name, line_no, what));
+}
+
+void for_each_line(std::string_view text, std::string_view caller, std::string_view name,
+                   const std::function<void(std::string_view line, std::size_t line_no)>& fn) {
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 byte order mark
-  ExampleMerger merger;
   std::size_t line_no = 0;
   std::size_t start = 0;
   while (start < text.size()) {
@@ -66,13 +71,19 @@ std::vector<Example> parse_tsv(std::string_view text, std::string_view name) {
     start = end + 1;
     ++line_no;
     if (line.ends_with('\r')) line.remove_suffix(1);
-    if (is_blank(line)) continue;
-    const auto fail = [&](std::string_view what) {
-      throw DataError(fmt::format("read_tsv: {}:{}: {}", name, line_no, what));
-    };
     if (const std::size_t bad = find_invalid_utf8(line); bad != std::string_view::npos) {
-      fail(fmt::format("invalid UTF-8 at byte {} of the line", bad + 1));
+      fail_line(caller, name, line_no,
+                fmt::format("invalid UTF-8 at byte {} of the line", bad + 1));
     }
+    fn(line, line_no);
+  }
+}
+
+std::vector<Example> parse_tsv(std::string_view text, std::string_view name) {
+  ExampleMerger merger;
+  for_each_line(text, "read_tsv", name, [&](std::string_view line, std::size_t line_no) {
+    if (is_blank(line)) return;
+    const auto fail = [&](std::string_view what) { fail_line("read_tsv", name, line_no, what); };
     const std::size_t tab = line.find('\t');
     if (tab == std::string_view::npos) fail("no tab; expected source<TAB>target");
     if (line.find('\t', tab + 1) != std::string_view::npos) {
@@ -83,7 +94,7 @@ std::vector<Example> parse_tsv(std::string_view text, std::string_view name) {
     if (source.empty()) fail("empty source before the tab");
     if (target.empty()) fail("empty target after the tab");
     merger.add(source, target);
-  }
+  });
   return merger.take();
 }
 

@@ -6,6 +6,7 @@
 // file and line number.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -39,6 +40,15 @@ struct DataSplits {
 // an exact repeat dropped; Examples come in the order their source first appears. Throws
 // DataError for a missing or unreadable file and for a line with no tab, more than one tab, an
 // empty source or target, or invalid UTF-8.
+// Calls fn(line, line_no) for each line of UTF-8 text, line numbers from 1, with a leading byte
+// order mark and each line's trailing '\r' removed. A line that is not valid UTF-8 throws
+// DataError("<caller>: <name>:<line_no>: ...") before fn sees it.
+void for_each_line(std::string_view text, std::string_view caller, std::string_view name,
+                   const std::function<void(std::string_view line, std::size_t line_no)>& fn);
+// Throws DataError("<caller>: <name>:<line_no>: <what>").
+[[noreturn]] void fail_line(std::string_view caller, std::string_view name, std::size_t line_no,
+                            std::string_view what);
+
 std::vector<Example> read_tsv(const std::string& path);
 // The same on text already in memory; `name` stands for the file in error messages.
 std::vector<Example> parse_tsv(std::string_view text, std::string_view name);

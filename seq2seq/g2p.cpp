@@ -30,29 +30,17 @@ std::string_view strip_variant(std::string_view word) {
 }  // namespace
 
 std::vector<Example> parse_cmudict(std::string_view text, std::string_view name) {
-  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
   ExampleMerger merger;
-  std::size_t line_no = 0;
-  std::size_t start = 0;
   std::string phonemes;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(start, end - start);
-    start = end + 1;
-    ++line_no;
-    if (line.ends_with('\r')) line.remove_suffix(1);
+  for_each_line(text, "read_cmudict", name, [&](std::string_view line, std::size_t line_no) {
     const auto fail = [&](std::string_view what) {
-      throw DataError(fmt::format("read_cmudict: {}:{}: {}", name, line_no, what));
+      fail_line("read_cmudict", name, line_no, what);
     };
-    if (const std::size_t bad = find_invalid_utf8(line); bad != std::string_view::npos) {
-      fail(fmt::format("invalid UTF-8 at byte {} of the line", bad + 1));
-    }
     // "#HASH-MARK" is a word in some versions of the dictionary, so only "#" followed by a space
     // (or nothing) opens a comment line.
     if (line.starts_with(";;;") || line == "#" || line.starts_with("# ") ||
         line.starts_with("#\t")) {
-      continue;
+      return;
     }
     // Split into fields, stopping at a "#" that starts a field after the word (a comment).
     std::vector<std::string_view> fields;
@@ -65,7 +53,7 @@ std::vector<Example> parse_cmudict(std::string_view text, std::string_view name)
       if (line[begin] == '#' && !fields.empty()) break;
       fields.push_back(line.substr(begin, pos - begin));
     }
-    if (fields.empty()) continue;
+    if (fields.empty()) return;
     if (fields.size() == 1)
       fail(fmt::format("'{}' has no phonemes; expected `word PH1 PH2 ...`", fields[0]));
     const std::string_view word = strip_variant(fields[0]);
@@ -78,7 +66,7 @@ std::vector<Example> parse_cmudict(std::string_view text, std::string_view name)
       phonemes += fields[i];
     }
     merger.add(word, phonemes);
-  }
+  });
   return merger.take();
 }
 

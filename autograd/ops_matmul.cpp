@@ -1,5 +1,9 @@
 // Matrix product. The backward products are written with transposed views, which gemm reads
-// as transpose flags, so no operand is copied.
+// as transpose flags, so no operand is copied. A 2-D operand that is itself a transposed view
+// (x @ W^T, as Linear and the RNN cells compute it) gets its gradient in that same layout: gemm
+// computes dW = dy^T @ x, dense, and the operand's gradient is its transposed view. The
+// transpose's backward then hands W a dense gradient, which adds in place with SIMD instead of a
+// strided walk over a [K,N] view of an [N,K] buffer.
 #include "autograd/ops.h"
 #include "tensor/matmul.h"
 
@@ -9,6 +13,11 @@ namespace {
 // The last two axes swapped: a free view.
 Tensor mT(const Tensor& t) {
   return t.transpose(-2, -1);
+}
+
+// A 2-D view whose columns are dense (strides [1, ld]): the transpose of a dense matrix.
+bool column_major(const Tensor& t) {
+  return t.dim() == 2 && t.strides()[0] == 1 && t.strides()[1] != 1 && t.size(0) > 1;
 }
 }  // namespace
 
@@ -25,6 +34,8 @@ Variable matmul(const Variable& a, const Variable& b) {
                            const Tensor dyc = dy.permute({1, 0, 2}).reshape({dy.size(1), -1});
                            const Tensor bc = mT(tb).reshape({-1, ta.size(1)});
                            g.add(0, matmul(dyc, bc));
+                         } else if (column_major(ta) && dy.dim() == 2) {
+                           g.add(0, mT(matmul(tb, mT(dy))));  // da^T = b @ dy^T
                          } else {
                            g.add(0, matmul(dy, mT(tb)));
                          }
@@ -34,7 +45,10 @@ Variable matmul(const Variable& a, const Variable& b) {
                            // sum_b a_b^T @ dy_b: fold the batch into the rows
                            const Tensor af = ta.reshape({-1, ta.size(-1)});
                            const Tensor dyf = dy.reshape({-1, dy.size(-1)});
-                           g.add(1, matmul(mT(af), dyf));
+                           g.add(1, column_major(tb) ? mT(matmul(mT(dyf), af))  // db^T = dy^T @ a
+                                                     : matmul(mT(af), dyf));
+                         } else if (column_major(tb) && ta.dim() == 2) {
+                           g.add(1, mT(matmul(mT(dy), ta)));  // db^T = dy^T @ a
                          } else {
                            g.add(1, matmul(mT(ta), dy));
                          }

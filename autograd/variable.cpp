@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <numeric>
+
 #include "tensor/elementwise.h"
 
 namespace seqgrad {
@@ -13,6 +16,26 @@ thread_local bool g_grad_enabled = true;
 VarImpl& checked(const std::shared_ptr<VarImpl>& impl, std::string_view what) {
   if (!impl) throw ValueError(fmt::format("{}: the variable is undefined", what));
   return *impl;
+}
+
+// A non-leaf's gradient that receives a second share (a value used by several ops, an RNN's
+// weight view used at every step) is summed in place rather than into a fresh tensor, when that
+// is invisible: nothing but `grad` holds its storage, and its elements are dense in some order
+// of the axes (row-major, or the transposed layout matmul's backward gives a transposed
+// operand). Returns false, changing nothing, otherwise.
+// NOTE: backwards share tensors freely (add hands the same dy to both inputs, views of dy go to
+// several inputs, closures capture outputs), so writing is safe only with a use count of 1.
+bool add_in_place(Tensor& grad, const Tensor& g) {
+  if (grad.storage().use_count() != 1) return false;
+  std::vector<std::int64_t> order(static_cast<std::size_t>(grad.dim()));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+    return grad.strides()[a] > grad.strides()[b];
+  });
+  Tensor dense = grad.permute(order);  // a view of grad's memory in increasing-address order
+  if (!dense.is_contiguous()) return false;
+  add_(dense, g.permute(order));
+  return true;
 }
 }  // namespace
 
@@ -48,7 +71,7 @@ void VarImpl::accumulate(const Tensor& g) {
     grad = is_leaf() ? g.clone() : g;
   } else if (is_leaf()) {
     add_(grad, g);
-  } else {
+  } else if (!add_in_place(grad, g)) {
     grad = add(grad, g);
   }
 }

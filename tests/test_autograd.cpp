@@ -46,6 +46,23 @@ TEST_CASE("backward: repeated passes accumulate until zero_grad") {
   CHECK(x.grad().at({1}) == doctest::Approx(3.0));
 }
 
+TEST_CASE("backward: a gradient handed on as is and retained is never summed into") {
+  // contiguous's backward hands k's gradient itself to h; h's other share must then go to a
+  // fresh tensor (or into h's own buffer), never into the one k keeps.
+  Variable x = param({1, 2, 3}, {3});
+  Variable h = x * 2.0;
+  Variable k = contiguous(h);
+  k.retain_grad();
+  sum(k * 3.0 + h * 5.0).backward();
+  CHECK(k.grad().at({1}) == doctest::Approx(3.0));
+  CHECK(x.grad().at({1}) == doctest::Approx(16.0));  // 2 * (3 + 5)
+  Variable h2 = x * 2.0;
+  Variable y2 = h2 + h2;  // add hands one dy to both sides: h2 receives it twice
+  y2.backward(Tensor::ones({3}, DType::f64), BackwardOptions{.keep_all_grads = true});
+  CHECK(y2.grad().at({2}) == doctest::Approx(1.0));
+  CHECK(h2.grad().at({2}) == doctest::Approx(2.0));
+}
+
 TEST_CASE("backward: leaf gradients are dense buffers of their own") {
   // add hands the same dy to both inputs; the leaves must not share it, and a broadcast
   // gradient (sum's backward is an expand) must arrive dense.

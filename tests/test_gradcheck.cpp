@@ -192,6 +192,16 @@ std::vector<GradCase> cases() {
                  return T{rnd({2, 3})};
                },
                [](const V& x) { return matmul(transpose(x[0], 0, 1), x[0]); }});
+  // An RNN's weight: one transposed view used at every step. matmul's backward gives the view
+  // a transposed gradient, and the later shares are summed into it in place.
+  c.push_back({"transpose", "one view of a weight used by three products",
+               [] {
+                 return T{rnd({3, 4}), rnd({2, 4})};
+               },
+               [](const V& x) {
+                 const Variable wt = transpose(x[1], 0, 1);  // [4,2]
+                 return tanh(matmul(x[0], wt)) + matmul(x[0] * 2.0, wt) + matmul(tanh(x[0]), wt);
+               }});
   c.push_back({"narrow", "",
                [] {
                  return T{rnd({3, 4})};
@@ -259,6 +269,11 @@ std::vector<GradCase> cases() {
   c.push_back({"matmul", "[2,3,4] @ shared [4,2]",
                [] {
                  return T{rnd({2, 3, 4}), rnd({4, 2})};
+               },
+               [](const V& x) { return matmul(x[0], x[1]); }});
+  c.push_back({"matmul", "[2,3,4] @ shared transposed view [4,2]",
+               [] {
+                 return T{rnd({2, 3, 4}), rnd_t(4, 2)};
                },
                [](const V& x) { return matmul(x[0], x[1]); }});
   c.push_back({"matmul", "shared [3,4] @ [2,4,2]",

@@ -2,7 +2,7 @@
 // backward closure once, after every consumer of its output has added its share of the gradient.
 #include <fmt/format.h>
 
-#include <unordered_set>
+#include <atomic>
 
 #include "autograd/variable.h"
 
@@ -11,17 +11,22 @@ namespace seqgrad {
 namespace {
 
 // Post-order DFS over nodes that require grad: inputs before the values computed from them.
+// A node is marked seen by stamping it with this sweep's number, which costs no hashing.
 std::vector<VarImpl*> topological_order(VarImpl* root) {
+  static std::atomic<std::uint64_t> sweeps{0};
+  const std::uint64_t sweep = ++sweeps;
   std::vector<VarImpl*> order;
-  std::unordered_set<VarImpl*> seen;
   std::vector<std::pair<VarImpl*, std::size_t>> stack;  // node, next input to visit
   stack.emplace_back(root, 0);
-  seen.insert(root);
+  root->visit_mark = sweep;
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
     if (next < node->inputs.size()) {
       VarImpl* in = node->inputs[next++].get();
-      if (in->requires_grad && seen.insert(in).second) stack.emplace_back(in, 0);
+      if (in->requires_grad && in->visit_mark != sweep) {
+        in->visit_mark = sweep;
+        stack.emplace_back(in, 0);
+      }
     } else {
       order.push_back(node);
       stack.pop_back();

@@ -45,6 +45,7 @@ struct VarImpl {
   Op op = Op::leaf;
   std::vector<std::shared_ptr<VarImpl>> inputs;
   BackwardFn backward;
+  std::uint64_t visit_mark = 0;  // the engine's "seen in this sweep" stamp
 
   bool is_leaf() const { return op == Op::leaf; }
   // Adds g into grad (first time: takes it, copying for leaves so the buffer is their own).

@@ -6,6 +6,13 @@
 
 namespace seqgrad {
 
+void Shape::check(std::size_t n) {
+  if (n > kMaxDims) {
+    throw ShapeError(
+        fmt::format("shape: {} dimensions; seqgrad tensors have at most {}", n, kMaxDims));
+  }
+}
+
 std::string shape_str(const Shape& s) {
   return fmt::format("[{}]", fmt::join(s, ","));
 }

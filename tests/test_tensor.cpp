@@ -407,3 +407,17 @@ TEST_CASE("shares_storage") {
   CHECK_FALSE(a.shares_storage(b));
   CHECK_FALSE(a.shares_storage(a.clone()));
 }
+
+TEST_CASE("shape: inline list of at most kMaxDims sizes, vector-like") {
+  seqgrad::Shape s{2, 3};
+  s.push_back(4);
+  s.insert(s.begin() + 1, 7);
+  CHECK(s == seqgrad::Shape{2, 7, 3, 4});
+  s.erase(s.begin());
+  CHECK(s == seqgrad::Shape{7, 3, 4});
+  CHECK(std::vector<std::int64_t>(s) == std::vector<std::int64_t>{7, 3, 4});
+  CHECK(seqgrad::Shape(std::vector<std::int64_t>{1, 2}) == seqgrad::Shape{1, 2});
+  CHECK_FALSE(s == seqgrad::Shape{7, 3});
+  CHECK_THROWS_WITH_AS(seqgrad::Shape(9, 1), doctest::Contains("at most 8"), seqgrad::ShapeError);
+  CHECK_THROWS_AS(seqgrad::Tensor::zeros(seqgrad::Shape(8, 1)).unsqueeze(0), seqgrad::ShapeError);
+}

@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace seqgrad {
@@ -30,6 +31,7 @@ class Shape {
     std::fill(begin(), end(), value);
   }
   template <class It>
+    requires(!std::is_integral_v<It>)
   Shape(It first, It last) {
     assign(first, last);
   }

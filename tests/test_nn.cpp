@@ -266,6 +266,35 @@ TEST_CASE("nn gradcheck: Linear, Embedding, LayerNorm, cross_entropy") {
   }
 }
 
+TEST_CASE("nn gradcheck: Dropout (one fixed mask) and Xavier initialisation bounds") {
+  // The mask is random; reseeding inside the function gives every evaluation the same one, so
+  // the finite differences see the function backward differentiates.
+  Generator gen(19);
+  Dropout drop(0.3, gen);
+  const auto r = gradcheck(
+      [&](const std::vector<Variable>& x) {
+        gen.manual_seed(5);
+        return drop(x[0]);
+      },
+      {normal({3, 4}, 0, 1, DType::f64, gen)});
+  CAPTURE(r.worst);
+  CHECK(r.passed);
+
+  Tensor w = Tensor::empty({30, 20}, DType::f64);
+  xavier_uniform_(w, gen);
+  const double bound = std::sqrt(6.0 / 50.0);
+  double lo = 0, hi = 0;
+  for (double v : w.to_vector<double>()) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  CHECK(lo >= -bound);
+  CHECK(hi <= bound);
+  CHECK(hi - lo > bound);  // spread over the range, not collapsed
+  Tensor v = Tensor::empty({3});
+  CHECK_THROWS_AS(xavier_uniform_(v, gen), ShapeError);
+}
+
 TEST_CASE("nn gradcheck: RNN, GRU, LSTM on a padded batch, two layers, both directions") {
   for (CellType cell : {CellType::rnn_tanh, CellType::gru, CellType::lstm}) {
     CAPTURE(cell_name(cell));

@@ -30,8 +30,11 @@ void apply_defaults(CLI::App& cmd, RunConfig& c) {
     if (unset("--embed")) c.model.embed = 128;
     if (unset("--layers")) c.model.layers = 2;
     if (unset("--dropout")) c.model.dropout = 0.2;
-    if (unset("--epochs")) c.train.epochs = 8;
-    if (unset("--valid-every")) c.train.valid_every = 1000;
+    // The recipe behind the README's G2P figures: 14 epochs, cosine decay after a short warm-up.
+    if (unset("--epochs")) c.train.epochs = 14;
+    if (unset("--schedule")) c.train.schedule = "cosine";
+    if (unset("--warmup")) c.train.warmup = 500;
+    if (unset("--valid-every")) c.train.valid_every = 2000;
     if (unset("--select-on")) c.train.select_on = "wer";
   }
   if (c.data.task == "dates") {

@@ -207,7 +207,7 @@ void train(Seq2Seq& model, Generator& gen, const Batcher& train_data, const Batc
     window_loss = 0;
     window_tokens = 0;
     std::ofstream(files.metrics(), std::ios::app) << line.dump() << "\n";
-    const double value = er.to_json().at(options.select_on).get<double>();
+    const double value = line.at("valid").at(options.select_on).get<double>();
     const bool better = select_min ? value < best : value > best;
     if (better) best = value;
     if (options.schedule == "plateau") plateau.step(er.loss, opt);

@@ -4,10 +4,30 @@
 //   echo hello | seqgrad translate --model runs/reverse --show-attention
 //   seqgrad attention --model runs/reverse --input hello --svg hello.svg
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
 
 #include "apps/commands.h"
+#include "tensor/matmul.h"
+
+namespace {
+// On an AVX-512 CPU that Debian's OpenBLAS does not recognise, start again with its AVX-512
+// kernels (see better_blas_core). OPENBLAS_CORETYPE set by the user is always kept.
+void restart_with_better_blas(char** argv) {
+  const std::string core = seqgrad::better_blas_core(
+      seqgrad::blas_core_name(), std::getenv("OPENBLAS_CORETYPE"), seqgrad::cpu_has_avx512());
+  if (core.empty()) return;
+  if (setenv("OPENBLAS_CORETYPE", core.c_str(), 1) != 0) return;
+  execv("/proc/self/exe", argv);
+  // Only reached when exec failed: go on with the kernels already loaded.
+  unsetenv("OPENBLAS_CORETYPE");
+}
+}  // namespace
 
 int main(int argc, char** argv) {
+  restart_with_better_blas(argv);
   CLI::App app{"seqgrad: sequence-to-sequence models with attention, on a from-scratch autodiff"};
   app.require_subcommand(1);
   seqgrad::app::add_train_command(app);

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <optional>
+#include <string_view>
 
 namespace seqgrad {
 
@@ -179,6 +180,28 @@ Tensor matmul_reference(const Tensor& a, const Tensor& b) {
 
 const char* blas_core_name() {
   return openblas_get_corename();
+}
+
+std::string better_blas_core(const char* current, const char* coretype_env, bool avx512) {
+  if (coretype_env != nullptr || !avx512 || current == nullptr) return "";
+  const std::string_view core(current);
+  for (std::string_view wide : {"SkylakeX", "Cooperlake", "SapphireRapids"}) {
+    if (core == wide) return "";
+  }
+  return "SkylakeX";
+}
+
+bool cpu_has_avx512() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  // libgcc's feature bits include the OS check (XGETBV): a kernel that does not save the
+  // AVX-512 registers reports the features as absent.
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vl");
+#else
+  return false;
+#endif
 }
 
 }  // namespace seqgrad

@@ -6,6 +6,8 @@
 // every batch entry of a 3-D one ([B,M,K] @ [K,N] -> [B,M,N], [M,K] @ [B,K,N] -> [B,M,N]).
 #pragma once
 
+#include <string>
+
 #include "tensor/tensor.h"
 
 namespace seqgrad {
@@ -22,5 +24,18 @@ Tensor matmul_reference(const Tensor& a, const Tensor& b);
 
 // Name of the OpenBLAS kernel family in use ("Prescott", "SkylakeX", ...).
 const char* blas_core_name();
+
+// Debian's OpenBLAS 0.3.21 does not recognise recent AVX-512 CPUs (Ice Lake and later Xeons,
+// AMD Zen 4) and falls back to "Prescott" (SSE3) or "Haswell" (AVX2) kernels; its AVX-512
+// "SkylakeX" kernels run these CPUs' sgemm 1.5-5x faster. OpenBLAS picks its kernels when it is
+// loaded, from the environment variable OPENBLAS_CORETYPE, so a program can only switch by
+// starting again with that variable set.
+//
+// The kernel family worth restarting with, or "" to keep the current one: "SkylakeX" when the
+// CPU and OS support AVX-512 (F, CD, BW, DQ, VL), the current family is not an AVX-512 one, and
+// the user has not chosen one (`coretype_env` is OPENBLAS_CORETYPE's value, nullptr if unset).
+std::string better_blas_core(const char* current, const char* coretype_env, bool cpu_has_avx512);
+// Whether this CPU and its OS support the AVX-512 subsets OpenBLAS's SkylakeX kernels use.
+bool cpu_has_avx512();
 
 }  // namespace seqgrad

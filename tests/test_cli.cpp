@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "python_runner.h"
+#include "tensor/matmul.h"
 
 namespace seqgrad {
 namespace {
@@ -18,9 +19,11 @@ struct Run {
   std::string out;  // stdout and stderr together
 };
 
-Run run(const std::string& args, const std::string& stdin_text = "") {
+// wrapper: a command put before the CLI, such as "env -u NAME ".
+Run run(const std::string& args, const std::string& stdin_text = "",
+        const std::string& wrapper = "") {
   testing::TempDir tmp;
-  std::string cmd = std::string(SEQGRAD_CLI) + " " + args + " 2>&1";
+  std::string cmd = wrapper + SEQGRAD_CLI + " " + args + " 2>&1";
   if (!stdin_text.empty()) {
     std::ofstream(tmp.file("stdin")) << stdin_text;
     cmd += " < " + tmp.file("stdin");
@@ -141,6 +144,26 @@ TEST_CASE("cli: clear errors for a missing model, an unknown scorer, bad data") 
   const Run e = run("eval --model " + dir.path.string());
   CHECK(e.status != 0);
   CHECK(e.out.find("config.json is missing") != std::string::npos);
+}
+
+TEST_CASE("cli: restarts with OpenBLAS's AVX-512 kernels unless OPENBLAS_CORETYPE is set") {
+  testing::TempDir dir;
+  const std::string args = std::string(kSmall) + "--steps 1 --out ";
+  // Unset: the run ends up on kernels there is no reason to leave (AVX-512 ones on an AVX-512
+  // CPU, whether OpenBLAS found them itself or the restart chose SkylakeX).
+  const Run a = run(args + dir.file("a"), "", "env -u OPENBLAS_CORETYPE ");
+  CAPTURE(a.out);
+  REQUIRE(a.status == 0);
+  const std::size_t at = a.out.find("; OpenBLAS ");
+  REQUIRE(at != std::string::npos);
+  const std::string core = a.out.substr(at + 11, a.out.find('\n', at) - at - 11);
+  CAPTURE(core);
+  CHECK(better_blas_core(core.c_str(), nullptr, cpu_has_avx512()).empty());
+  // The user's choice is kept.
+  const Run b = run(args + dir.file("b"), "", "env OPENBLAS_CORETYPE=Prescott ");
+  CAPTURE(b.out);
+  REQUIRE(b.status == 0);
+  CHECK(b.out.find("; OpenBLAS Prescott") != std::string::npos);
 }
 
 }  // namespace

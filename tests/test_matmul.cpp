@@ -64,6 +64,21 @@ TEST_CASE("matmul by hand") {
   CHECK(std::string(blas_core_name()).size() > 0);
 }
 
+TEST_CASE("better_blas_core: AVX-512 kernels only when the CPU has them and nobody chose") {
+  // Debian's OpenBLAS 0.3.21 on an Ice Lake Xeon or a Zen 4: restart with SkylakeX.
+  CHECK(better_blas_core("Prescott", nullptr, true) == "SkylakeX");
+  CHECK(better_blas_core("Haswell", nullptr, true) == "SkylakeX");
+  // Already AVX-512 kernels, no AVX-512 on the CPU, or a choice in OPENBLAS_CORETYPE: keep.
+  CHECK(better_blas_core("SkylakeX", nullptr, true).empty());
+  CHECK(better_blas_core("Cooperlake", nullptr, true).empty());
+  CHECK(better_blas_core("Haswell", nullptr, false).empty());
+  CHECK(better_blas_core("Prescott", "Prescott", true).empty());
+  CHECK(better_blas_core("Haswell", "", true).empty());
+  // The real CPU: whatever it reports, the answer is one of the two.
+  const std::string mine = better_blas_core(blas_core_name(), nullptr, cpu_has_avx512());
+  CHECK((mine.empty() || mine == "SkylakeX"));
+}
+
 TEST_CASE("matmul_shape") {
   CHECK(matmul_shape({2, 3}, {3, 4}) == Shape{2, 4});
   CHECK(matmul_shape({5, 2, 3}, {5, 3, 4}) == Shape{5, 2, 4});

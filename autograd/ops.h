@@ -82,4 +82,10 @@ Variable gather(const Variable& x, std::int64_t axis, const Tensor& index);
 Variable softmax(const Variable& x, std::int64_t axis, const Tensor& mask = {});
 Variable log_softmax(const Variable& x, std::int64_t axis, const Tensor& mask = {});
 
+// --- recurrent cells (ops_recurrent.cpp) ---
+// One fused LSTM step (tensor/recurrent.h): gates [B,4H] in PyTorch's i,f,g,o order and
+// c_prev [B,H] give [B,2H] = [h | c], with h = sigmoid(o) tanh(c) and
+// c = sigmoid(f) c_prev + sigmoid(i) tanh(g). Narrow the result to take h and c apart.
+Variable lstm_cell(const Variable& gates, const Variable& c_prev);
+
 }  // namespace seqgrad

@@ -81,14 +81,9 @@ RNN::CellState RNN::cell_step(const Variable& xp, const CellState& s, const Weig
   switch (opt_.cell) {
     case CellType::rnn_tanh:
       return {tanh(xp + hp), {}};
-    case CellType::lstm: {
-      const Variable gates = xp + hp;
-      const Variable i = sigmoid(narrow(gates, 1, 0, H));
-      const Variable f = sigmoid(narrow(gates, 1, H, H));
-      const Variable g = tanh(narrow(gates, 1, 2 * H, H));
-      const Variable o = sigmoid(narrow(gates, 1, 3 * H, H));
-      const Variable c = f * s.c + i * g;
-      return {o * tanh(c), c};
+    case CellType::lstm: {  // one fused node (autograd lstm_cell) for the gate arithmetic
+      const Variable hc = lstm_cell(xp + hp, s.c);
+      return {narrow(hc, 1, 0, H), narrow(hc, 1, H, H)};
     }
     case CellType::gru: {
       const Variable r = sigmoid(narrow(xp, 1, 0, H) + narrow(hp, 1, 0, H));

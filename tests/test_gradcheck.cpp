@@ -342,6 +342,24 @@ std::vector<GradCase> cases() {
                  const Tensor m = mask({1, 0, 1, 1, 1, 0}, {2, 3});
                  return masked_fill(log_softmax(x[0], 1, m), logical_not(m), 0.0);
                }});
+  // --- recurrent cells ---
+  // H = 9 runs the SIMD body (2, 4 or 8 double lanes) and the scalar tail.
+  c.push_back({"lstm_cell", "H 9: h and c both used downstream",
+               [] {
+                 return T{rnd({3, 36}), rnd({3, 9})};
+               },
+               [](const V& x) {
+                 const Variable hc = lstm_cell(x[0], x[1]);
+                 return narrow(hc, 1, 0, 9) * narrow(hc, 1, 9, 9);
+               }});
+  c.push_back({"lstm_cell", "two steps, transposed gates view",
+               [] {
+                 return T{rnd_t(2, 4), rnd({2, 1})};
+               },
+               [](const V& x) {
+                 const Variable s1 = lstm_cell(x[0], x[1]);
+                 return lstm_cell(x[0], narrow(s1, 1, 1, 1));
+               }});
   return c;
 }
 

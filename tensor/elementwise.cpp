@@ -40,10 +40,9 @@ struct TanhOp {
   }
 };
 struct SigmoidOp {
-  // 1 / (1 + e^-x): for very negative x, e^-x is +inf and the result a clean 0.
   template <class V>
   V operator()(V x) const {
-    return V(1) / (V(1) + xsimd::exp(-x));
+    return simd::sigmoid(x);
   }
 };
 struct ReluOp {

@@ -10,11 +10,6 @@ namespace seqgrad {
 
 namespace {
 
-template <class V>
-V sigmoid_of(V x) {
-  return V(1) / (V(1) + xsimd::exp(-x));
-}
-
 // Loads W lanes (a batch) or one value (a scalar) from p. Not named load/store: for a batch
 // argument, lookup would also find xsimd::store, which requires aligned memory.
 template <class V, class T>
@@ -71,10 +66,10 @@ LstmCellOutput lstm_cell(const Tensor& gates_in, const Tensor& c_prev_in) {
       T* hc = out.hc.data<T>() + b * 2 * H;
       T* tc = out.tanh_c.data<T>() + b * H;
       for_each_column<T>(H, [&]<class V>(std::int64_t j) {
-        const V i = sigmoid_of(get<V>(a + j));
-        const V f = sigmoid_of(get<V>(a + H + j));
+        const V i = simd::sigmoid(get<V>(a + j));
+        const V f = simd::sigmoid(get<V>(a + H + j));
         const V g = xsimd::tanh(get<V>(a + 2 * H + j));
-        const V o = sigmoid_of(get<V>(a + 3 * H + j));
+        const V o = simd::sigmoid(get<V>(a + 3 * H + j));
         const V c = f * get<V>(cp + j) + i * g;
         const V t = xsimd::tanh(c);
         put(act + j, i);

@@ -23,6 +23,13 @@ struct ScalarOf<V> {
 template <class V>
 using scalar_of = typename ScalarOf<V>::type;
 
+// 1 / (1 + e^-x) on a batch or a scalar: for very negative x, e^-x is +inf and the result a
+// clean 0.
+template <class V>
+inline V sigmoid(V x) {
+  return V(1) / (V(1) + xsimd::exp(-x));
+}
+
 // y[i] = op(x[i * sx]) for i < n; y is dense.
 template <class T, class Op>
 inline void unary_row(const T* x, std::int64_t sx, T* y, std::int64_t n, const Op& op) {

@@ -179,6 +179,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--teacher-forcing-end", c.train.teacher_forcing_end,
                   "decay the ratio linearly to this");
   cmd->add_option("--label-smoothing", c.train.label_smoothing)->capture_default_str();
+  cmd->add_option("--ema", c.train.ema,
+                  "decay of a moving average of the weights, used for validation and the best "
+                  "checkpoint (0: off)")
+      ->capture_default_str();
   cmd->add_option("--beam", c.train.beam, "beam width for validation")->capture_default_str();
   cmd->add_option("--test-beam", a->test_beam, "beam width for the final test scores")
       ->capture_default_str();

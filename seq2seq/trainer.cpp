@@ -9,11 +9,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "autograd/ops.h"
 #include "optim/adam.h"
 #include "optim/checkpoint.h"
 #include "optim/clip.h"
+#include "optim/ema.h"
 #include "optim/schedule.h"
 
 namespace seqgrad {
@@ -26,6 +28,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"teacher_forcing", teacher_forcing},
           {"teacher_forcing_end", teacher_forcing_end},
           {"label_smoothing", label_smoothing},
+          {"ema", ema},
           {"schedule", schedule},
           {"warmup", warmup},
           {"valid_every", valid_every},
@@ -45,6 +48,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     o.teacher_forcing = j.at("teacher_forcing");
     o.teacher_forcing_end = j.at("teacher_forcing_end");
     o.label_smoothing = j.at("label_smoothing");
+    o.ema = j.value("ema", 0.0);  // absent in run directories written before it existed
     o.schedule = j.at("schedule");
     o.warmup = j.at("warmup");
     o.valid_every = j.at("valid_every");
@@ -154,10 +158,22 @@ void train(Seq2Seq& model, Generator& gen, const Batcher& train_data, const Batc
                     options.schedule));
   }
 
+  // With a moving average, the last checkpoint also holds the averages, as "ema.<name>".
+  std::unique_ptr<ExponentialMovingAverage> ema;
+  NamedVariables last_tensors = model.named_parameters();
+  if (options.ema > 0) {
+    ema = std::make_unique<ExponentialMovingAverage>(model.parameters(), options.ema);
+    const NamedVariables named = model.named_parameters();
+    for (std::size_t k = 0; k < named.size(); ++k) {
+      last_tensors.emplace_back("ema." + named[k].first, Variable(ema->averages()[k]));
+    }
+  }
+
   std::int64_t step = 0, epoch = 0, next_batch = 0;
   double best = select_min ? INFINITY : -INFINITY;
   if (resume) {
-    const TrainingState st = load_checkpoint(files.last(), model.named_parameters(), &opt);
+    const TrainingState st = load_checkpoint(files.last(), last_tensors, &opt);
+    if (ema) ema->set_updates(std::stoll(st.extra.at("ema_updates")));
     step = st.step;
     epoch = st.epoch;
     gen.set_state(st.rng);
@@ -186,12 +202,14 @@ void train(Seq2Seq& model, Generator& gen, const Batcher& train_data, const Batc
         .step = step, .epoch = epoch, .rng = gen.state(), .config = config_text, .extra = {}};
     st.extra["next_batch"] = std::to_string(next_batch);
     st.extra["best"] = fmt::format("{:.17g}", best);
+    if (ema) st.extra["ema_updates"] = std::to_string(ema->updates());
     for (const auto& [k, v] : plateau.state()) st.extra["plateau." + k] = fmt::format("{:.17g}", v);
     return st;
   };
 
   auto validate = [&] {
     last_valid = step;
+    if (ema) ema->swap();  // validate (and keep as best) the averaged weights
     model.eval();
     const EvalResult er =
         evaluate(model, valid, target_vocab,
@@ -213,7 +231,8 @@ void train(Seq2Seq& model, Generator& gen, const Batcher& train_data, const Batc
     if (options.schedule == "plateau") plateau.step(er.loss, opt);
     if (better)
       save_checkpoint(files.best(), model.named_parameters(), nullptr, checkpoint_state());
-    save_checkpoint(files.last(), model.named_parameters(), &opt, checkpoint_state());
+    if (ema) ema->swap();
+    save_checkpoint(files.last(), last_tensors, &opt, checkpoint_state());
     if (tty) std::fputs("\r\033[K", stdout);
     if (on_validation) on_validation(line);
   };
@@ -237,6 +256,7 @@ void train(Seq2Seq& model, Generator& gen, const Batcher& train_data, const Batc
       r.loss.backward();
       if (options.clip > 0) clip_grad_norm(model.parameters(), options.clip);
       opt.step();
+      if (ema) ema->update();
       ++step;
       window_loss += r.loss.item() * static_cast<double>(r.tokens);
       window_tokens += r.tokens;

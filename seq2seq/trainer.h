@@ -24,6 +24,7 @@ struct TrainOptions {
   double teacher_forcing = 1.0;     // ratio at the start
   double teacher_forcing_end = -1;  // >= 0: decays linearly to this by the end of training
   double label_smoothing = 0.0;
+  double ema = 0.0;  // > 0: validate and keep best from a moving average of weights, this decay
   std::string schedule = "plateau";       // plateau | constant | cosine | inverse_sqrt
   std::int64_t warmup = 0;                // steps of linear warm-up (cosine, inverse_sqrt)
   std::int64_t valid_every = 0;           // steps between validations (0: once an epoch)

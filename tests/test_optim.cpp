@@ -575,6 +575,64 @@ TEST_CASE("optim: state names, deep copy and load validation") {
 
 // --- convergence ---
 
+// --- moving average of weights ---
+
+// decay 0.9: d = min(0.9, (1 + n) / (10 + n)) is 0.1, then 2/11, then 3/12; avg += (1 - d)(p -
+// avg).
+TEST_CASE("optim: ExponentialMovingAverage ramps its decay and tracks the parameters") {
+  for (const DType dtype : {DType::f64, DType::f32}) {
+    CAPTURE(dtype_name(dtype));
+    // 19 elements: two float32 SIMD batches of 8 (or four of 4) and a tail.
+    Values start(19), later(19);
+    for (std::size_t i = 0; i < start.size(); ++i) {
+      start[i] = static_cast<double>(i);
+      later[i] = 3.0 * static_cast<double>(i) - 1.0;
+    }
+    Variable p = param(start, {19}, dtype);
+    ExponentialMovingAverage ema({p}, 0.9);
+    const double tol = dtype == DType::f64 ? 1e-12 : 1e-5;
+    check_close(ema.averages()[0].to_vector<double>(), start, 0);
+
+    Values want = start;
+    p.data().copy_from(Tensor::from_vector(later, {19}).astype(dtype));
+    const double ds[] = {0.1, 2.0 / 11.0, 3.0 / 12.0};
+    for (const double d : ds) {
+      ema.update();
+      for (std::size_t i = 0; i < want.size(); ++i) want[i] += (1 - d) * (later[i] - want[i]);
+    }
+    CHECK(ema.updates() == 3);
+    check_close(ema.averages()[0].to_vector<double>(), want, tol);
+
+    // swap() puts the averages into the parameter; a second swap() restores it exactly.
+    ema.swap();
+    check_close(values(p), want, tol);
+    ema.swap();
+    check_close(values(p), later, 0);
+  }
+  Variable q = param({1}, {1});
+  CHECK_THROWS_WITH_AS(ExponentialMovingAverage({q}, 1.0),
+                       "ExponentialMovingAverage: decay must lie in (0, 1), got 1", ValueError);
+  CHECK_THROWS_AS(ExponentialMovingAverage({q}, 0.0), ValueError);
+}
+
+// With a constant parameter the average converges to it; once the ramp passes `decay`, each
+// update shrinks the gap by exactly `decay`.
+TEST_CASE("optim: ExponentialMovingAverage uses the full decay after the ramp") {
+  Variable p = param({0}, {1});
+  ExponentialMovingAverage ema({p}, 0.5);
+  p.data().copy_from(Tensor::from_vector(Values{1}, {1}));
+  ema.update();  // d = 0.1: 0.9
+  double gap = 0.1;
+  for (int n = 1; n < 6; ++n) {  // the ramp 2/11 ... 6/15 is still below 0.5
+    ema.update();
+    gap *= (1.0 + n) / (10.0 + n);
+  }
+  ema.set_updates(100);  // the ramp 101/110 is above 0.5: d = 0.5
+  ema.update();
+  gap *= 0.5;
+  check_close(ema.averages()[0].to_vector<double>(), {1 - gap}, 1e-15);
+}
+
 TEST_CASE("optim: every optimizer solves a small linear regression") {
   for (DType dtype : {DType::f64, DType::f32}) {
     const Regression task(dtype);

@@ -1,4 +1,5 @@
-// seqgrad eval: scores a trained model on a TSV file or a split of its own data.
+// seqgrad eval: scores a trained model, or an ensemble of several (--model repeated), on a TSV
+// file or a split of the (first) model's own data.
 #include <fmt/format.h>
 
 #include "apps/commands.h"
@@ -9,7 +10,8 @@ namespace seqgrad::app {
 namespace {
 
 struct EvalArgs {
-  std::string model, data, task, split = "test";
+  std::vector<std::string> models;
+  std::string data, task, split = "test";
   std::int64_t beam = 5, max_examples = 0;
   bool json = false;
   int threads = 0;
@@ -17,7 +19,23 @@ struct EvalArgs {
 
 void run_eval(const EvalArgs& a) {
   set_threads(a.threads);
-  LoadedRun run = load_run(a.model);
+  std::vector<LoadedRun> runs;
+  for (const std::string& dir : a.models) runs.push_back(load_run(dir));
+  const LoadedRun& run = runs.front();
+  std::vector<const Seq2Seq*> members;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const LoadedRun& other = runs[i];
+    if (other.source_vocab.tokens() != run.source_vocab.tokens() ||
+        other.target_vocab.tokens() != run.target_vocab.tokens() ||
+        other.config.data.source_tokens != run.config.data.source_tokens ||
+        other.config.data.target_tokens != run.config.data.target_tokens) {
+      throw RuntimeError(
+          fmt::format("eval: '{}' and '{}' cannot form an ensemble: their vocabularies or "
+                      "tokenizations differ (train them on the same data)",
+                      a.models.front(), a.models[i]));
+    }
+    members.push_back(other.model.get());
+  }
   DataSpec spec = run.config.data;
   std::vector<Example> examples;
   if (!a.data.empty()) {
@@ -31,20 +49,23 @@ void run_eval(const EvalArgs& a) {
                           .source_tokenization = parse_tokenization(spec.source_tokens),
                           .target_tokenization = parse_tokenization(spec.target_tokens)};
   const Batcher batches(examples, run.source_vocab, run.target_vocab, bo);
-  const EvalResult r = evaluate(*run.model, batches, run.target_vocab,
-                                {.beam = a.beam, .max_len = 0}, a.max_examples);
+  const EvalResult r =
+      evaluate(members, batches, run.target_vocab, {.beam = a.beam, .max_len = 0}, a.max_examples);
   if (a.json) {
     nlohmann::json j = r.to_json();
     j["beam"] = a.beam;
+    j["models"] = a.models.size();
     fmt::print("{}\n", j.dump());
     return;
   }
   fmt::print(
-      "{} examples, beam {}\n  exact match    {:.2f}%\n  token accuracy {:.2f}%\n  WER   "
+      "{} examples, beam {}{}\n  exact match    {:.2f}%\n  token accuracy {:.2f}%\n  WER   "
       "         {:.2f}%\n  PER            {:.2f}%\n  loss           {:.4f} (perplexity "
       "{:.3f})\n",
-      r.scores.examples, a.beam, 100 * r.scores.exact_match, 100 * r.scores.token_accuracy,
-      100 * r.scores.wer, 100 * r.scores.per, r.loss, r.perplexity);
+      r.scores.examples, a.beam,
+      runs.size() > 1 ? fmt::format(", ensemble of {} models", runs.size()) : std::string(),
+      100 * r.scores.exact_match, 100 * r.scores.token_accuracy, 100 * r.scores.wer,
+      100 * r.scores.per, r.loss, r.perplexity);
 }
 
 }  // namespace
@@ -52,7 +73,9 @@ void run_eval(const EvalArgs& a) {
 void add_eval_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "score a trained model");
   auto a = std::make_shared<EvalArgs>();
-  cmd->add_option("--model", a->model, "run directory written by train")->required();
+  cmd->add_option("--model", a->models,
+                  "run directory written by train; repeat it to score an ensemble")
+      ->required();
   cmd->add_option("--data", a->data, "TSV file to score (default: the run's own data)");
   cmd->add_option("--task", a->task, "score a built-in task instead");
   cmd->add_option("--split", a->split, "train, valid or test")->capture_default_str();

@@ -1,7 +1,8 @@
-// Batched beam search. All B*K live hypotheses step together as one decoder batch; after each
-// step the candidates of each source are ranked on the host, and the decoder state is
-// reordered with index_select so row b*K + i holds source b's i-th beam.
-// Shape legend: B batch, S source length, H hidden, V vocabulary, K beam width.
+// Batched beam search. All B*K live hypotheses step together as one decoder batch (per model of
+// an ensemble); after each step the candidates of each source are ranked on the host, and each
+// model's decoder state is reordered with index_select so row b*K + i holds source b's i-th
+// beam.
+// Shape legend: B batch, S source length, H hidden, V vocabulary, K beam width, M models.
 #include "seq2seq/search.h"
 
 #include <fmt/format.h>
@@ -46,12 +47,30 @@ DecoderState reorder(const DecoderState& s, const Tensor& index) {
 std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Tensor& src,
                                     const std::vector<std::int64_t>& lengths,
                                     const SearchOptions& options) {
+  return beam_search(std::vector<const Seq2Seq*>{&model}, src, lengths, options);
+}
+
+std::vector<Hypothesis> beam_search(const std::vector<const Seq2Seq*>& models, const Tensor& src,
+                                    const std::vector<std::int64_t>& lengths,
+                                    const SearchOptions& options) {
   if (options.beam < 1 || options.max_len < 1) {
     throw ValueError(fmt::format("beam_search: beam {} and max_len {} must be positive",
                                  options.beam, options.max_len));
   }
+  if (models.empty() || std::find(models.begin(), models.end(), nullptr) != models.end()) {
+    throw ValueError("beam_search: needs at least one model, and no null ones");
+  }
+  const std::int64_t V = models.front()->config().tgt_vocab;
+  for (const Seq2Seq* m : models) {
+    if (m->config().tgt_vocab != V) {
+      throw ValueError(
+          fmt::format("beam_search: an ensemble needs one target vocabulary, got sizes {} and {}",
+                      V, m->config().tgt_vocab));
+    }
+  }
   NoGradGuard no_grad;
   const std::int64_t B = src.size(0), K = options.beam;
+  const std::size_t M = models.size();
   // Every source repeated K times: row b*K + i.
   std::vector<std::int64_t> rep;
   std::vector<std::int64_t> rep_lengths;
@@ -62,12 +81,18 @@ std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Tensor& src,
     }
   }
   const Tensor rep_index = Tensor::from_vector(rep, {B * K});
-  EncoderOutput enc = model.encode(src, lengths);
-  enc.states = index_select(enc.states, 0, rep_index);
-  enc.mask = index_select(enc.mask, 0, rep_index);
-  enc.lengths = rep_lengths;
-  enc.final = {pick_rows(enc.final.h, 1, rep_index), pick_rows(enc.final.c, 1, rep_index)};
-  auto [memory, state] = model.start(enc);
+  std::vector<DecoderMemory> memory;
+  std::vector<DecoderState> state;
+  for (const Seq2Seq* m : models) {
+    EncoderOutput enc = m->encode(src, lengths);
+    enc.states = index_select(enc.states, 0, rep_index);
+    enc.mask = index_select(enc.mask, 0, rep_index);
+    enc.lengths = rep_lengths;
+    enc.final = {pick_rows(enc.final.h, 1, rep_index), pick_rows(enc.final.c, 1, rep_index)};
+    auto [mem, st] = m->start(enc);
+    memory.push_back(std::move(mem));
+    state.push_back(std::move(st));
+  }
 
   std::vector<std::vector<Beam>> alive(B, std::vector<Beam>(K));
   std::vector<std::vector<Beam>> finished(B);
@@ -76,10 +101,25 @@ std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Tensor& src,
     for (std::int64_t i = 1; i < K; ++i) beams[i].score = kNegInf;  // start from one beam
   }
   std::vector<std::int64_t> last(B * K, kBosId);
-  const std::int64_t V = model.config().tgt_vocab;
   for (std::int64_t t = 0; t < options.max_len; ++t) {
-    const DecoderStep s = model.decoder().step(Tensor::from_vector(last, {B * K}), state, memory);
-    const auto logp = log_softmax(model.decoder().logits(s.output).data(), 1).to_vector<double>();
+    const Tensor tokens = Tensor::from_vector(last, {B * K});
+    std::vector<DecoderStep> steps;
+    std::vector<double> logp;  // [B*K, V], the models' mean
+    for (std::size_t m = 0; m < M; ++m) {
+      const Seq2Seq& model = *models[m];
+      steps.push_back(model.decoder().step(tokens, state[m], memory[m]));
+      const auto lp =
+          log_softmax(model.decoder().logits(steps.back().output).data(), 1).to_vector<double>();
+      if (m == 0) {
+        logp = lp;
+      } else {
+        for (std::size_t j = 0; j < lp.size(); ++j) logp[j] += lp[j];
+      }
+    }
+    if (M > 1) {
+      for (double& x : logp) x /= static_cast<double>(M);
+    }
+    const DecoderStep& s = steps.front();
     std::vector<float> weights;
     if (s.weights.defined()) weights = s.weights.data().to_vector<float>();
     const std::int64_t S = s.weights.defined() ? s.weights.size(1) : 0;
@@ -145,7 +185,8 @@ std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Tensor& src,
     for (std::int64_t r = 0; r < B * K; ++r) {
       if (done[r / K]) source_row[r] = r;
     }
-    state = reorder(s.state, Tensor::from_vector(source_row, {B * K}));
+    const Tensor order = Tensor::from_vector(source_row, {B * K});
+    for (std::size_t m = 0; m < M; ++m) state[m] = reorder(steps[m].state, order);
   }
 
   std::vector<Hypothesis> out(B);

@@ -1,4 +1,5 @@
-// Decoding: batched beam search (greedy is beam width 1). Returns, for each source, the best
+// Decoding: batched beam search (greedy is beam width 1), of one model or an ensemble. Returns,
+// for each source, the best
 // finished hypothesis: its tokens (without </s>), total log-probability, and the attention
 // matrix [T_out, S] (one row per emitted token, including </s>).
 // Shape legend: B batch, S source length, T target length, V vocabulary, K beam width.
@@ -23,6 +24,13 @@ struct Hypothesis {
 };
 
 std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Tensor& src,
+                                    const std::vector<std::int64_t>& lengths,
+                                    const SearchOptions& options = {});
+
+// An ensemble: every model steps on the same hypotheses, and a candidate's score is the mean of
+// the models' log-probabilities (as Marian combines its ensembles). The models must share the
+// target vocabulary; the attention matrix returned is the first model's.
+std::vector<Hypothesis> beam_search(const std::vector<const Seq2Seq*>& models, const Tensor& src,
                                     const std::vector<std::int64_t>& lengths,
                                     const SearchOptions& options = {});
 

@@ -71,6 +71,13 @@ nlohmann::json EvalResult::to_json() const {
 
 EvalResult evaluate(const Seq2Seq& model, const Batcher& data, const Vocab& target_vocab,
                     const SearchOptions& search, std::int64_t max_examples) {
+  return evaluate(std::vector<const Seq2Seq*>{&model}, data, target_vocab, search, max_examples);
+}
+
+EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& data,
+                    const Vocab& target_vocab, const SearchOptions& search,
+                    std::int64_t max_examples) {
+  if (models.empty()) throw ValueError("evaluate: needs at least one model");
   NoGradGuard no_grad;
   Generator unused(0);
   EvalResult r;
@@ -79,9 +86,11 @@ EvalResult evaluate(const Seq2Seq& model, const Batcher& data, const Vocab& targ
   std::vector<std::string> predictions(data.size());
   std::vector<bool> decoded(data.size(), false);
   for (const Batch& b : data.eval_batches()) {
-    const LossResult l = model.loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out, {}, unused);
-    total += l.loss.item() * static_cast<double>(l.tokens);
-    tokens += l.tokens;
+    for (const Seq2Seq* model : models) {
+      const LossResult l = model->loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out, {}, unused);
+      total += l.loss.item() * static_cast<double>(l.tokens);
+      tokens += l.tokens;
+    }
     if (max_examples > 0 && static_cast<std::int64_t>(b.example_index.front()) >= max_examples) {
       continue;
     }
@@ -89,7 +98,7 @@ EvalResult evaluate(const Seq2Seq& model, const Batcher& data, const Vocab& targ
     if (s.max_len <= 0) {
       s.max_len = 2 * *std::max_element(b.src_lengths.begin(), b.src_lengths.end()) + 10;
     }
-    const std::vector<Hypothesis> hyps = beam_search(model, b.src, b.src_lengths, s);
+    const std::vector<Hypothesis> hyps = beam_search(models, b.src, b.src_lengths, s);
     const Tokenization mode = data.options().target_tokenization;
     for (std::size_t i = 0; i < hyps.size(); ++i) {
       predictions[b.example_index[i]] = detokenize(target_vocab.decode(hyps[i].tokens), mode);

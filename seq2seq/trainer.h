@@ -49,6 +49,11 @@ struct EvalResult {
 // (all when <= 0) and their scores against every reference.
 EvalResult evaluate(const Seq2Seq& model, const Batcher& data, const Vocab& target_vocab,
                     const SearchOptions& search, std::int64_t max_examples = 0);
+// An ensemble decodes with beam_search's mean of log-probabilities; its loss is the mean of the
+// members' teacher-forced losses.
+EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& data,
+                    const Vocab& target_vocab, const SearchOptions& search,
+                    std::int64_t max_examples = 0);
 
 // Where a run lives: config.json, the vocabularies, best.safetensors, last.safetensors,
 // metrics.jsonl.

@@ -78,6 +78,24 @@ TEST_CASE("cli: train, eval, translate and attention on the reverse task") {
   }
   CHECK(j.at("exact_match").get<double>() == doctest::Approx(1 - j.at("wer").get<double>()));
 
+  // An ensemble of the model with itself decodes exactly as the model does.
+  const Run e2 = run("eval --model " + out + " --model " + out + " --json --beam 2");
+  CAPTURE(e2.out);
+  REQUIRE(e2.status == 0);
+  const auto j2 = nlohmann::json::parse(e2.out);
+  CHECK(j2.at("models") == 2);
+  CHECK(j2.at("exact_match") == j.at("exact_match"));
+  CHECK(j2.at("per") == j.at("per"));
+  // Models with other vocabularies cannot form one.
+  const std::string dates = dir.file("dates");
+  REQUIRE(run("train --task dates --train-size 200 --valid-size 20 --test-size 20 --embed 8 "
+              "--hidden 8 --steps 1 --threads 1 --out " +
+              dates)
+              .status == 0);
+  const Run mixed = run("eval --model " + out + " --model " + dates);
+  CHECK(mixed.status != 0);
+  CHECK(mixed.out.find("cannot form an ensemble") != std::string::npos);
+
   const Run tr = run("translate --model " + out + " --show-attention", "abc\nxyz\n");
   CAPTURE(tr.out);
   REQUIRE(tr.status == 0);

@@ -1,6 +1,6 @@
 // The assembled model: gradcheck of the whole teacher-forced loss in float64 for each decoder
 // style (Luong, Bahdanau, none), a short training run on the reverse task that must reach exact
-// answers under greedy and beam search, and beam search's bookkeeping.
+// answers under greedy and beam search, beam search's bookkeeping, and ensembles.
 #include <doctest/doctest.h>
 
 #include "autograd/autograd.h"
@@ -122,6 +122,66 @@ TEST_CASE("seq2seq: learns to reverse; greedy and beam search decode it exactly"
     }
     CHECK(exact >= 45);
   }
+}
+
+// log p(tokens </s> | source) under one model, teacher-forced on a batch of one.
+double sequence_log_prob(const Seq2Seq& model, const std::vector<std::int64_t>& source,
+                         const std::vector<std::int64_t>& tokens) {
+  const auto S = static_cast<std::int64_t>(source.size());
+  const auto T = static_cast<std::int64_t>(tokens.size()) + 1;
+  std::vector<std::int64_t> in{kBosId}, out = tokens;
+  in.insert(in.end(), tokens.begin(), tokens.end());
+  out.push_back(kEosId);
+  Generator unused(0);
+  const LossResult r =
+      model.loss(Tensor::from_vector(source, {1, S}), {S}, Tensor::from_vector(in, {1, T}),
+                 Tensor::from_vector(out, {1, T}), {}, unused);
+  return -r.loss.item() * static_cast<double>(r.tokens);
+}
+
+TEST_CASE("beam_search: an ensemble scores with the mean of its models' log-probabilities") {
+  Generator gen(5);
+  const ModelConfig cfg{.src_vocab = 10,
+                        .tgt_vocab = 10,
+                        .embed = 8,
+                        .hidden = 12,
+                        .dropout = 0.0,
+                        .attention = "general",
+                        .dtype = DType::f64};
+  Seq2Seq a(cfg, gen), b(cfg, gen);
+  a.eval();
+  b.eval();
+  const ReverseBatch batch = reverse_batch(gen, 6, 2, 5, 6);
+  const SearchOptions greedy{.beam = 1, .max_len = 30};
+  const auto alone = beam_search(a, batch.src, batch.lengths, greedy);
+  const auto twice = beam_search({&a, &a}, batch.src, batch.lengths, greedy);
+  const auto pair = beam_search({&a, &b}, batch.src, batch.lengths, {.beam = 3, .max_len = 30});
+  int differ = 0;
+  for (std::size_t i = 0; i < alone.size(); ++i) {
+    CAPTURE(i);
+    // The same model twice is that model.
+    CHECK(twice[i].tokens == alone[i].tokens);
+    CHECK(twice[i].score == doctest::Approx(alone[i].score).epsilon(1e-12));
+    // Two models: the hypothesis's score is the mean of the two models' log-probabilities.
+    REQUIRE(pair[i].tokens.size() < 30);  // finished with </s>, so the score includes it
+    std::vector<std::int64_t> source;
+    for (std::int64_t j = 0; j < batch.lengths[i]; ++j) {
+      source.push_back(static_cast<std::int64_t>(batch.src.at({static_cast<std::int64_t>(i), j})));
+    }
+    const double mean = 0.5 * (sequence_log_prob(a, source, pair[i].tokens) +
+                               sequence_log_prob(b, source, pair[i].tokens));
+    CHECK(pair[i].score == doctest::Approx(mean).epsilon(1e-9));
+    CHECK(pair[i].attention.size() == pair[i].tokens.size() + 1);
+    differ += pair[i].tokens != alone[i].tokens;
+  }
+  CHECK(differ > 0);  // the second model changes some outputs
+
+  ModelConfig other = cfg;
+  other.tgt_vocab = 11;
+  Seq2Seq c(other, gen);
+  CHECK_THROWS_WITH_AS(beam_search({&a, &c}, batch.src, batch.lengths),
+                       doctest::Contains("one target vocabulary"), ValueError);
+  CHECK_THROWS_AS(beam_search(std::vector<const Seq2Seq*>{}, batch.src, batch.lengths), ValueError);
 }
 
 TEST_CASE("seq2seq: scheduled sampling runs; config JSON round trip refuses unknown keys") {

@@ -19,23 +19,8 @@ struct EvalArgs {
 
 void run_eval(const EvalArgs& a) {
   set_threads(a.threads);
-  std::vector<LoadedRun> runs;
-  for (const std::string& dir : a.models) runs.push_back(load_run(dir));
-  const LoadedRun& run = runs.front();
-  std::vector<const Seq2Seq*> members;
-  for (std::size_t i = 0; i < runs.size(); ++i) {
-    const LoadedRun& other = runs[i];
-    if (other.source_vocab.tokens() != run.source_vocab.tokens() ||
-        other.target_vocab.tokens() != run.target_vocab.tokens() ||
-        other.config.data.source_tokens != run.config.data.source_tokens ||
-        other.config.data.target_tokens != run.config.data.target_tokens) {
-      throw RuntimeError(
-          fmt::format("eval: '{}' and '{}' cannot form an ensemble: their vocabularies or "
-                      "tokenizations differ (train them on the same data)",
-                      a.models.front(), a.models[i]));
-    }
-    members.push_back(other.model.get());
-  }
+  const LoadedEnsemble ensemble = load_ensemble(a.models);
+  const LoadedRun& run = ensemble.runs.front();
   DataSpec spec = run.config.data;
   std::vector<Example> examples;
   if (!a.data.empty()) {
@@ -49,8 +34,8 @@ void run_eval(const EvalArgs& a) {
                           .source_tokenization = parse_tokenization(spec.source_tokens),
                           .target_tokenization = parse_tokenization(spec.target_tokens)};
   const Batcher batches(examples, run.source_vocab, run.target_vocab, bo);
-  const EvalResult r =
-      evaluate(members, batches, run.target_vocab, {.beam = a.beam, .max_len = 0}, a.max_examples);
+  const EvalResult r = evaluate(ensemble.members(), batches, run.target_vocab,
+                                {.beam = a.beam, .max_len = 0}, a.max_examples);
   if (a.json) {
     nlohmann::json j = r.to_json();
     j["beam"] = a.beam;
@@ -63,7 +48,7 @@ void run_eval(const EvalArgs& a) {
       "         {:.2f}%\n  PER            {:.2f}%\n  loss           {:.4f} (perplexity "
       "{:.3f})\n",
       r.scores.examples, a.beam,
-      runs.size() > 1 ? fmt::format(", ensemble of {} models", runs.size()) : std::string(),
+      a.models.size() > 1 ? fmt::format(", ensemble of {} models", a.models.size()) : std::string(),
       100 * r.scores.exact_match, 100 * r.scores.token_accuracy, 100 * r.scores.wer,
       100 * r.scores.per, r.loss, r.perplexity);
 }

@@ -13,6 +13,7 @@ namespace seqgrad::app {
 namespace {
 
 struct TranslateArgs {
+  std::vector<std::string> models;  // translate: several make an ensemble
   std::string model, input, svg;
   std::int64_t beam = 5;
   bool show_attention = false;
@@ -23,15 +24,16 @@ std::vector<std::string> with_end(std::vector<std::string> tokens) {
   return tokens;
 }
 
-void translate_lines(const LoadedRun& run, const std::vector<std::string>& lines,
+void translate_lines(const LoadedEnsemble& ensemble, const std::vector<std::string>& lines,
                      const TranslateArgs& a) {
+  const LoadedRun& run = ensemble.runs.front();
   const Tokenization src_mode = parse_tokenization(run.config.data.source_tokens);
   const Tokenization tgt_mode = parse_tokenization(run.config.data.target_tokens);
   const SourceBatch b = encode_sources(lines, run.source_vocab, src_mode);
   std::int64_t longest = 1;
   for (auto len : b.lengths) longest = std::max(longest, len);
-  const auto hyps =
-      beam_search(*run.model, b.src, b.lengths, {.beam = a.beam, .max_len = 2 * longest + 10});
+  const auto hyps = beam_search(ensemble.members(), b.src, b.lengths,
+                                {.beam = a.beam, .max_len = 2 * longest + 10});
   for (std::size_t i = 0; i < hyps.size(); ++i) {
     const auto tokens = run.target_vocab.decode(hyps[i].tokens);
     fmt::print("{}\n", detokenize(tokens, tgt_mode));
@@ -43,8 +45,8 @@ void translate_lines(const LoadedRun& run, const std::vector<std::string>& lines
 }
 
 void run_translate(const TranslateArgs& a) {
-  const LoadedRun run = load_run(a.model);
-  if (a.show_attention && run.config.model.attention == "none") {
+  const LoadedEnsemble ensemble = load_ensemble(a.models);
+  if (a.show_attention && ensemble.runs.front().config.model.attention == "none") {
     fmt::print(stderr, "seqgrad: warning: this model has no attention to show\n");
   }
   std::vector<std::string> lines;
@@ -52,11 +54,11 @@ void run_translate(const TranslateArgs& a) {
   while (std::getline(std::cin, line)) {
     lines.push_back(line);
     if (lines.size() == 64) {
-      translate_lines(run, lines, a);
+      translate_lines(ensemble, lines, a);
       lines.clear();
     }
   }
-  if (!lines.empty()) translate_lines(run, lines, a);
+  if (!lines.empty()) translate_lines(ensemble, lines, a);
 }
 
 void run_attention(const TranslateArgs& a) {
@@ -84,7 +86,10 @@ void run_attention(const TranslateArgs& a) {
 void add_translate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("translate", "read inputs from stdin, write outputs to stdout");
   auto a = std::make_shared<TranslateArgs>();
-  cmd->add_option("--model", a->model, "run directory written by train")->required();
+  cmd->add_option("--model", a->models,
+                  "run directory written by train; repeat it to decode with an ensemble "
+                  "(attention shown is the first model's)")
+      ->required();
   cmd->add_option("--beam", a->beam)->capture_default_str();
   cmd->add_flag("--show-attention", a->show_attention, "print each attention matrix as text");
   cmd->callback([a] { run_translate(*a); });

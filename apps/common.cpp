@@ -160,6 +160,32 @@ LoadedRun load_run(const std::string& dir) {
   return run;
 }
 
+LoadedEnsemble load_ensemble(const std::vector<std::string>& dirs) {
+  if (dirs.empty()) throw ValueError("an ensemble needs at least one model directory");
+  LoadedEnsemble e;
+  for (const std::string& dir : dirs) e.runs.push_back(load_run(dir));
+  const LoadedRun& first = e.runs.front();
+  for (std::size_t i = 1; i < e.runs.size(); ++i) {
+    const LoadedRun& other = e.runs[i];
+    if (other.source_vocab.tokens() != first.source_vocab.tokens() ||
+        other.target_vocab.tokens() != first.target_vocab.tokens() ||
+        other.config.data.source_tokens != first.config.data.source_tokens ||
+        other.config.data.target_tokens != first.config.data.target_tokens) {
+      throw RuntimeError(
+          fmt::format("'{}' and '{}' cannot form an ensemble: their vocabularies or "
+                      "tokenizations differ (train them on the same data)",
+                      dirs.front(), dirs[i]));
+    }
+  }
+  return e;
+}
+
+std::vector<const Seq2Seq*> LoadedEnsemble::members() const {
+  std::vector<const Seq2Seq*> m;
+  for (const LoadedRun& r : runs) m.push_back(r.model.get());
+  return m;
+}
+
 SourceBatch encode_sources(const std::vector<std::string>& lines, const Vocab& vocab,
                            Tokenization mode) {
   SourceBatch b;

@@ -55,6 +55,13 @@ RunConfig load_run_config(const std::string& dir);
 // Reads DIR/config.json, the vocabularies and DIR/best.safetensors, with errors that say
 // what is missing and how to make it.
 LoadedRun load_run(const std::string& dir);
+// Several run directories as an ensemble: RuntimeError unless they share vocabularies and
+// tokenizations. members() gives the models for beam_search / evaluate.
+struct LoadedEnsemble {
+  std::vector<LoadedRun> runs;  // runs.front() supplies the configuration and vocabularies
+  std::vector<const Seq2Seq*> members() const;
+};
+LoadedEnsemble load_ensemble(const std::vector<std::string>& dirs);
 
 // Source lines as a padded batch; tokens not in the vocabulary become <unk>, and each distinct
 // one is reported once on stderr.

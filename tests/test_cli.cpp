@@ -102,6 +102,12 @@ TEST_CASE("cli: train, eval, translate and attention on the reverse task") {
   CHECK(tr.out.find("cba\n") != std::string::npos);
   CHECK(tr.out.find("</s>") != std::string::npos);  // the heatmap's last row
 
+  // An ensemble of the model with itself translates as the model does.
+  const Run tr2 =
+      run("translate --model " + out + " --model " + out + " --show-attention", "abc\nxyz\n");
+  CHECK(tr2.status == 0);
+  CHECK(tr2.out == tr.out);
+
   const Run w = run("translate --model " + out, "ab!\n");
   CHECK(w.out.find("'!' is not in the source vocabulary") != std::string::npos);
 

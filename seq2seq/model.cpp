@@ -70,9 +70,10 @@ namespace {
 // like the decoder's and every scorer (dot products included) fits.
 EncoderConfig encoder_config(const ModelConfig& c) {
   if (c.bidirectional && c.hidden % 2 != 0) {
-    throw ValueError(fmt::format("model config: a bidirectional encoder splits hidden {} between "
-                                 "two directions; it must be even",
-                                 c.hidden));
+    throw ValueError(
+        fmt::format("model config: a bidirectional encoder splits hidden {} between "
+                    "two directions; it must be even",
+                    c.hidden));
   }
   return {.vocab = c.src_vocab,
           .embed = c.embed,

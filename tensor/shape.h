@@ -31,10 +31,7 @@ class Shape {
     std::fill(begin(), end(), value);
   }
   template <class It>
-    requires(!std::is_integral_v<It>)
-  Shape(It first, It last) {
-    assign(first, last);
-  }
+  requires(!std::is_integral_v<It>) Shape(It first, It last) { assign(first, last); }
   Shape(const std::vector<std::int64_t>& values) { assign(values.begin(), values.end()); }
   operator std::vector<std::int64_t>() const { return {begin(), end()}; }
 

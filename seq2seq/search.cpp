@@ -108,10 +108,10 @@ std::vector<Hypothesis> beam_search(const std::vector<const Seq2Seq*>& models, c
     for (std::size_t m = 0; m < M; ++m) {
       const Seq2Seq& model = *models[m];
       steps.push_back(model.decoder().step(tokens, state[m], memory[m]));
-      const auto lp =
+      auto lp =
           log_softmax(model.decoder().logits(steps.back().output).data(), 1).to_vector<double>();
       if (m == 0) {
-        logp = lp;
+        logp = std::move(lp);  // one model: no copy
       } else {
         for (std::size_t j = 0; j < lp.size(); ++j) logp[j] += lp[j];
       }

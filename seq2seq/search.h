@@ -1,7 +1,7 @@
 // Decoding: batched beam search (greedy is beam width 1), of one model or an ensemble. Returns,
-// for each source, the best
-// finished hypothesis: its tokens (without </s>), total log-probability, and the attention
-// matrix [T_out, S] (one row per emitted token, including </s>).
+// for each source, the best finished hypothesis: its tokens (without </s>), total
+// log-probability, and the attention matrix [T_out, S] (one row per emitted token, including
+// </s>).
 // Shape legend: B batch, S source length, T target length, V vocabulary, K beam width.
 #pragma once
 

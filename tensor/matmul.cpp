@@ -6,8 +6,13 @@
 #include <cblas.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
+#include <vector>
+
+#include "tensor/simd.h"
 
 namespace seqgrad {
 
@@ -35,13 +40,118 @@ std::optional<GemmView> gemm_view(std::int64_t rows, std::int64_t cols, std::int
   return std::nullopt;
 }
 
+thread_local GemmRecording* g_recording = nullptr;
+
+GemmCall describe(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, std::int64_t m, std::int64_t n,
+                  std::int64_t k, std::int64_t lda, std::int64_t ldb, std::int64_t ldc, bool beta,
+                  bool f64) {
+  return {.trans_a = ta == CblasTrans,
+          .trans_b = tb == CblasTrans,
+          .m = m,
+          .n = n,
+          .k = k,
+          .lda = lda,
+          .ldb = ldb,
+          .ldc = ldc,
+          .accumulate = beta,
+          .f64 = f64,
+          .tiny = false};
+}
+
 template <class T>
 void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, blasint m, blasint n, blasint k, T alpha,
           const T* a, blasint lda, const T* b, blasint ldb, T beta, T* c, blasint ldc) {
+  if (g_recording != nullptr) {
+    record_gemm(describe(ta, tb, m, n, k, lda, ldb, ldc, beta != T(0), sizeof(T) == 8));
+  }
   if constexpr (std::is_same_v<T, float>) {
     cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   } else {
     cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+}
+
+// sum_p x[p * sx] * y[p] for p < n, y dense: SIMD lanes as partial sums.
+template <class T>
+T dot_row(const T* x, std::int64_t sx, const T* y, std::int64_t n) {
+  using V = simd::Batch<T>;
+  constexpr std::int64_t W = V::size;
+  std::int64_t p = 0;
+  T total = 0;
+  if (sx == 1 && n >= W) {
+    V acc(T(0));
+    for (; p + W <= n; p += W)
+      acc = xsimd::fma(V::load_unaligned(x + p), V::load_unaligned(y + p), acc);
+    total = xsimd::hadd(acc);
+  }
+  for (; p < n; ++p) total += x[p * sx] * y[p];
+  return total;
+}
+
+// c[j] = beta c[j] + s x[j] for j < n, x and c dense (beta 0: c is not read, so junk is fine).
+template <class T>
+void scale_add_row(T* c, T beta, T s, const T* x, std::int64_t n) {
+  using V = simd::Batch<T>;
+  constexpr std::int64_t W = V::size;
+  std::int64_t j = 0;
+  const V vs(s), vb(beta);
+  if (beta == T(0)) {
+    for (; j + W <= n; j += W) (vs * V::load_unaligned(x + j)).store_unaligned(c + j);
+    for (; j < n; ++j) c[j] = s * x[j];
+  } else {
+    for (; j + W <= n; j += W) {
+      xsimd::fma(vs, V::load_unaligned(x + j), vb * V::load_unaligned(c + j))
+          .store_unaligned(c + j);
+    }
+    for (; j < n; ++j) c[j] = beta * c[j] + s * x[j];
+  }
+}
+
+// One product C[m,n] = alpha A[m,k] B[k,n] + beta C with m, n or k equal to 1 (the shapes of
+// attention's per-example products: a [1,S] @ [S,H] context, [S,H] @ [H,1] scores, their
+// backward outer products). A batch of these is B tiny gemm calls, whose fixed cost per call is
+// larger than the arithmetic; these loops do the same sums on SIMD rows. `tmp` holds k (or n)
+// values: a strided vector operand is gathered there first.
+template <class T>
+void tiny_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+               const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
+               std::vector<T>& tmp) {
+  // Element strides of A (i, p) and B (p, j).
+  const std::int64_t sai = ta ? 1 : lda, sap = ta ? lda : 1;
+  const std::int64_t sbp = tb ? 1 : ldb, sbj = tb ? ldb : 1;
+  auto gather = [&](const T* x, std::int64_t sx, std::int64_t len) {
+    tmp.resize(static_cast<std::size_t>(len));
+    for (std::int64_t p = 0; p < len; ++p) tmp[static_cast<std::size_t>(p)] = x[p * sx];
+    return tmp.data();
+  };
+  if (k == 1) {  // C = alpha a b^T + beta C: rows are scaled copies of B's row
+    const T* brow = sbj == 1 ? b : gather(b, sbj, n);
+    for (std::int64_t i = 0; i < m; ++i)
+      scale_add_row(c + i * n, beta, alpha * a[i * sai], brow, n);
+  } else if (m == 1) {  // c[j] = sum_p a[p] B[p,j]
+    if (sbj == 1) {     // rows of B are dense: accumulate scaled rows
+      for (std::int64_t p = 0; p < k; ++p) {
+        scale_add_row(c, p == 0 ? beta : T(1), alpha * a[p * sap], b + p * sbp, n);
+      }
+    } else {  // columns of B are dense: one dot product per output
+      const T* av = sap == 1 ? a : gather(a, sap, k);
+      for (std::int64_t j = 0; j < n; ++j) {
+        const T d = alpha * dot_row(b + j * sbj, sbp, av, k);
+        c[j] = beta == T(0) ? d : beta * c[j] + d;
+      }
+    }
+  } else {           // n == 1: c[i] = sum_p A[i,p] b[p]
+    if (sap == 1) {  // rows of A are dense: one dot product per output
+      const T* bv = sbp == 1 ? b : gather(b, sbp, k);
+      for (std::int64_t i = 0; i < m; ++i) {
+        const T d = alpha * dot_row(a + i * sai, 1, bv, k);
+        c[i] = beta == T(0) ? d : beta * c[i] + d;
+      }
+    } else {  // columns of A are dense: accumulate scaled columns
+      for (std::int64_t p = 0; p < k; ++p) {
+        scale_add_row(c, p == 0 ? beta : T(1), alpha * b[p * sbp], a + p * sap, m);
+      }
+    }
   }
 }
 
@@ -137,6 +247,21 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, double alpha, do
               B.view.ld, T(beta), pc, static_cast<blasint>(n));
       return;
     }
+    if (std::min({m, n, k}) == 1) {
+      std::vector<T> tmp;
+      for (std::int64_t i = 0; i < batch; ++i) {
+        if (g_recording != nullptr) {
+          GemmCall call = describe(A.view.trans, B.view.trans, m, n, k, A.view.ld, B.view.ld, n,
+                                   beta != 0, sizeof(T) == 8);
+          call.tiny = true;
+          record_gemm(call);
+        }
+        tiny_gemm<T>(A.view.trans == CblasTrans, B.view.trans == CblasTrans, m, n, k, T(alpha),
+                     pa + i * A.batch_stride, A.view.ld, pb + i * B.batch_stride, B.view.ld,
+                     T(beta), pc + i * m * n, tmp);
+      }
+      return;
+    }
     for (std::int64_t i = 0; i < batch; ++i) {
       gemm<T>(A.view.trans, B.view.trans, static_cast<blasint>(m), static_cast<blasint>(n),
               static_cast<blasint>(k), T(alpha), pa + i * A.batch_stride, A.view.ld,
@@ -176,6 +301,17 @@ Tensor matmul_reference(const Tensor& a, const Tensor& b) {
     }
   }
   return out.reshape(shape).astype(a.dtype());
+}
+
+GemmRecording::GemmRecording() {
+  if (g_recording != nullptr) throw std::logic_error("GemmRecording: recordings do not nest");
+  g_recording = this;
+}
+GemmRecording::~GemmRecording() {
+  g_recording = nullptr;
+}
+void record_gemm(const GemmCall& call) {
+  if (g_recording != nullptr) g_recording->calls_.push_back(call);
 }
 
 const char* blas_core_name() {

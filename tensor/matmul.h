@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "tensor/tensor.h"
 
@@ -21,6 +22,35 @@ void matmul_into(const Tensor& a, const Tensor& b, Tensor& out, double alpha, do
 Shape matmul_shape(const Shape& a, const Shape& b);
 // Triple loop in double precision: the reference the tests compare gemm against.
 Tensor matmul_reference(const Tensor& a, const Tensor& b);
+
+// One gemm the tensor layer issued: row-major C[m,n] = A[m,k] @ B[k,n] (either operand possibly
+// transposed), with leading dimensions and whether it accumulated (beta != 0).
+struct GemmCall {
+  bool trans_a = false, trans_b = false;
+  std::int64_t m = 0, n = 0, k = 0;
+  std::int64_t lda = 0, ldb = 0, ldc = 0;
+  bool accumulate = false;
+  bool f64 = false;
+  bool tiny = false;  // one of a batch of products with m, n or k = 1, done by SIMD loops
+};
+
+// While a GemmRecording is alive, every gemm this thread issues through matmul / matmul_into is
+// appended to it (benchmarks replay the list as raw cblas calls: a step's matmul-only time).
+// Recordings do not nest; the products a batch of tiny matrices turns into SIMD loops instead
+// of gemm (see matmul_into) are recorded too, as the gemm calls they replace.
+class GemmRecording {
+ public:
+  GemmRecording();
+  ~GemmRecording();
+  GemmRecording(const GemmRecording&) = delete;
+  GemmRecording& operator=(const GemmRecording&) = delete;
+  const std::vector<GemmCall>& calls() const { return calls_; }
+
+ private:
+  friend void record_gemm(const GemmCall& call);
+  std::vector<GemmCall> calls_;
+};
+void record_gemm(const GemmCall& call);
 
 // Name of the OpenBLAS kernel family in use ("Prescott", "SkylakeX", ...).
 const char* blas_core_name();

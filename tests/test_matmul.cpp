@@ -3,7 +3,9 @@
 // edge cases, odd sizes, float32 and float64, and matmul_into accumulating with beta = 1.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include "tensor/matmul.h"
@@ -280,4 +282,61 @@ TEST_CASE("matmul rejects bad dtypes") {
   CHECK_THROWS_AS(matmul(Tensor(), Tensor::ones({2, 2})), ValueError);
   Tensor out64 = Tensor::zeros({2, 2}, DType::f64);
   CHECK_THROWS_AS(matmul_into(Tensor::ones({2, 2}), Tensor::ones({2, 2}), out64, 1, 0), DTypeError);
+}
+
+// Batches of products with m, n or k equal to 1 run on SIMD loops instead of one gemm call per
+// entry (attention's shapes); every transposition of both operands, sizes around the SIMD width,
+// and beta = 1 accumulation.
+TEST_CASE_TEMPLATE("batched products with a unit dimension", T, float, double) {
+  const std::int64_t B = 3;
+  for (std::int64_t big : {1, 5, 17, 40}) {
+    for (auto [m, n, k] : {std::array<std::int64_t, 3>{1, big, 7},
+                           {big, 1, 9},
+                           {big, 6, 1},
+                           {1, 1, big},
+                           {1, big, 1}}) {
+      CAPTURE(m);
+      CAPTURE(n);
+      CAPTURE(k);
+      for (int t = 0; t < 4; ++t) {
+        // A dense [B,m,k] or the transposed view of a dense [B,k,m]; likewise B.
+        const Tensor a = t & 1 ? make<T>({B, k, m}, 0.3).transpose(1, 2) : make<T>({B, m, k}, 0.3);
+        const Tensor b = t & 2 ? make<T>({B, n, k}, 1.1).transpose(1, 2) : make<T>({B, k, n}, 1.1);
+        check_product(a, b, tol<T>());
+        Tensor out = make<T>({B, m, n}, 2.0);
+        const Tensor before = out.clone();
+        matmul_into(a, b, out, -0.5, 1.0);
+        const Tensor want = matmul_reference(a, b).astype(DType::f64);
+        const auto o = out.to_vector<double>(), w = want.to_vector<double>(),
+                   p = before.to_vector<double>();
+        for (std::size_t i = 0; i < o.size(); ++i) {
+          CHECK(o[i] == doctest::Approx(p[i] - 0.5 * w[i]).epsilon(tol<T>()));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("GemmRecording lists the products issued while it lives") {
+  const Tensor a = make<float>({4, 6}), b = make<float>({6, 5});
+  const Tensor batch = make<float>({3, 1, 6}), keys = make<float>({3, 6, 5});
+  (void)matmul(a, b);  // not recorded
+  GemmRecording rec;
+  (void)matmul(a, b.transpose(0, 1).contiguous().transpose(0, 1));
+  (void)matmul(batch, keys);  // three tiny products on SIMD loops
+  REQUIRE(rec.calls().size() == 4);
+  const GemmCall& c = rec.calls()[0];
+  CHECK(c.m == 4);
+  CHECK(c.n == 5);
+  CHECK(c.k == 6);
+  CHECK_FALSE(c.trans_a);
+  CHECK(c.trans_b);
+  CHECK_FALSE(c.accumulate);
+  CHECK_FALSE(c.tiny);
+  for (int i = 1; i < 4; ++i) {
+    CHECK(rec.calls()[i].tiny);
+    CHECK(rec.calls()[i].m == 1);
+    CHECK(rec.calls()[i].k == 6);
+  }
+  CHECK_THROWS_AS(GemmRecording(), std::logic_error);
 }

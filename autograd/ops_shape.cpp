@@ -40,11 +40,8 @@ Variable transpose(const Variable& x, std::int64_t a, std::int64_t b) {
 Variable narrow(const Variable& x, std::int64_t axis, std::int64_t start, std::int64_t length) {
   Tensor y = x.data().narrow(axis, start, length);
   return make_result(std::move(y), Op::narrow, {&x},
-                     [in = x.shape(), axis, start, length](const Tensor& dy, const GradSink& g) {
-                       Tensor dx = Tensor::zeros(in, dy.dtype());
-                       dx.narrow(axis, start, length).copy_from(dy);
-                       g.add(0, dx);
-                     });
+                     [a = normalize_axis(axis, x.dim(), __func__), start](
+                         const Tensor& dy, const GradSink& g) { g.add_slab(0, a, start, dy); });
 }
 
 Variable select(const Variable& x, std::int64_t axis, std::int64_t index) {

@@ -57,6 +57,48 @@ void GradSink::add(std::size_t i, const Tensor& g) const {
   if (inputs_[i]->requires_grad) inputs_[i]->accumulate(g);
 }
 
+void GradSink::add_slab(std::size_t i, std::int64_t axis, std::int64_t start,
+                        const Tensor& g) const {
+  if (inputs_[i]->requires_grad) inputs_[i]->accumulate_slab(axis, start, g);
+}
+
+namespace {
+bool broadcast_view(const Tensor& t) {
+  for (std::int64_t d = 0; d < t.dim(); ++d) {
+    if (t.shape()[d] > 1 && t.strides()[d] == 0) return true;
+  }
+  return false;
+}
+}  // namespace
+
+void VarImpl::accumulate_slab(std::int64_t axis, std::int64_t start, const Tensor& g) {
+  Shape want = data.shape();
+  if (axis < 0 || axis >= data.dim() || g.dim() != data.dim() || start < 0 ||
+      start + g.size(axis) > data.size(axis)) {
+    throw std::logic_error(fmt::format(
+        "internal error: a backward produced a slab {}{} at {} of axis {} for a value of {}{}",
+        dtype_name(g.dtype()), shape_str(g.shape()), start, axis, dtype_name(data.dtype()),
+        shape_str(data.shape())));
+  }
+  want[static_cast<std::size_t>(axis)] = g.size(axis);
+  if (g.shape() != want || g.dtype() != data.dtype()) {
+    throw std::logic_error(
+        fmt::format("internal error: a backward produced a slab {}{} for a value of {}{} (axis {})",
+                    dtype_name(g.dtype()), shape_str(g.shape()), dtype_name(data.dtype()),
+                    shape_str(data.shape()), axis));
+  }
+  if (!grad.defined()) {
+    grad = Tensor::zeros(data.shape(), data.dtype());
+    grad.narrow(axis, start, g.size(axis)).copy_from(g);
+    return;
+  }
+  // Leaves own their buffer; a non-leaf's is written in place only when nothing else holds it
+  // (the NOTE at add_in_place).
+  if (!(is_leaf() || grad.storage().use_count() == 1) || broadcast_view(grad)) grad = grad.clone();
+  Tensor slab = grad.narrow(axis, start, g.size(axis));
+  add_(slab, g);
+}
+
 void VarImpl::accumulate(const Tensor& g) {
   // An op's backward must hand each input a gradient of exactly its shape and dtype; a mismatch
   // is a bug in that backward, caught here (a shape compare) rather than as silent corruption.

@@ -27,6 +27,10 @@ class GradSink {
   bool needs(std::size_t i) const;
   // Adds g (of input i's shape and dtype) into input i's gradient.
   void add(std::size_t i, const Tensor& g) const;
+  // Adds g into the slab [start, start + g.size(axis)) along `axis` of input i's gradient, which
+  // is otherwise zero: what narrow's backward hands on, without a zero tensor of the input's size
+  // per call (a per-step select over a sequence then costs O(T), not O(T^2)).
+  void add_slab(std::size_t i, std::int64_t axis, std::int64_t start, const Tensor& g) const;
 
  private:
   const std::vector<std::shared_ptr<VarImpl>>& inputs_;
@@ -50,6 +54,8 @@ struct VarImpl {
   bool is_leaf() const { return op == Op::leaf; }
   // Adds g into grad (first time: takes it, copying for leaves so the buffer is their own).
   void accumulate(const Tensor& g);
+  // Adds g into one slab of grad along axis (zeros elsewhere); see GradSink::add_slab.
+  void accumulate_slab(std::int64_t axis, std::int64_t start, const Tensor& g);
 };
 
 struct BackwardOptions {

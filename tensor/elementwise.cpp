@@ -348,9 +348,11 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
 
 void add_(Tensor& a, const Tensor& b) {
   check_same_dtype(a, b, __func__);
-  if (!a.is_contiguous()) {
-    throw ValueError(
-        fmt::format("{}: the destination {} must be dense", __func__, shape_str(a.shape())));
+  for (std::int64_t d = 0; d < a.dim(); ++d) {
+    if (a.shape()[d] > 1 && a.strides()[d] == 0) {
+      throw ValueError(fmt::format("{}: the destination {} is a broadcast view", __func__,
+                                   shape_str(a.shape())));
+    }
   }
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), __func__);
   if (shape != a.shape()) {
@@ -364,8 +366,13 @@ void add_(Tensor& a, const Tensor& b) {
     for_each_row<2>(shape, {&a.strides(), &be.strides()},
                     [&](const std::array<std::int64_t, 2>& off, std::int64_t n,
                         const std::array<std::int64_t, 2>& inc) {
-                      simd::binary_row(pa + off[0], 1, pb + off[1], inc[1], pa + off[0], n,
-                                       AddOp{});
+                      if (inc[0] == 1) {
+                        simd::binary_row(pa + off[0], 1, pb + off[1], inc[1], pa + off[0], n,
+                                         AddOp{});
+                        return;
+                      }
+                      for (std::int64_t i = 0; i < n; ++i)
+                        pa[off[0] + i * inc[0]] += pb[off[1] + i * inc[1]];
                     });
   });
 }

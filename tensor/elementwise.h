@@ -46,7 +46,7 @@ Tensor tanh_backward(const Tensor& y, const Tensor& dy);     // dy * (1 - y^2)
 Tensor sigmoid_backward(const Tensor& y, const Tensor& dy);  // dy * y * (1 - y)
 Tensor relu_backward(const Tensor& x, const Tensor& dy);     // dy * (x > 0)
 
-// In place: a += b (b broadcast to a's shape). a must be dense.
+// In place: a += b (b broadcast to a's shape). a may be any view but a broadcast one.
 void add_(Tensor& a, const Tensor& b);
 // In place: a += alpha * b, same shape, both dense (optimizer updates, gradient accumulation).
 void axpy_(Tensor& a, double alpha, const Tensor& b);

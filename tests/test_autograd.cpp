@@ -34,6 +34,21 @@ TEST_CASE("backward: a value used twice receives the sum of both gradients") {
   CHECK(x.grad().item() == doctest::Approx(7.0));
 }
 
+TEST_CASE("backward: narrow slabs add into one gradient, overlapping or not") {
+  // y = sum(x[:,0:3] * 2) + sum(x[:,2:5] * 3) + sum(select(x,1,5) * 5) + sum(z[:,1:2]) with
+  // z = 7x, a non-leaf whose gradient also receives a slab; x [2,6].
+  Variable x = param({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {2, 6});
+  Variable z = x * 7.0;
+  Variable y = sum(narrow(x, 1, 0, 3) * 2.0) + sum(narrow(x, 1, 2, 3) * 3.0) +
+               sum(select(x, 1, 5) * 5.0) + sum(narrow(z, 1, 1, 1)) + sum(narrow(z, 0, 1, 1));
+  y.backward();
+  const std::vector<double> row0{2, 2 + 7, 5, 3, 3, 5},
+      row1{2 + 7, 2 + 14, 5 + 7, 3 + 7, 3 + 7, 5 + 7};
+  std::vector<double> want = row0;
+  want.insert(want.end(), row1.begin(), row1.end());
+  CHECK(x.grad().to_vector<double>() == want);
+}
+
 TEST_CASE("backward: repeated passes accumulate until zero_grad") {
   Variable x = param({1, 2}, {2});
   Variable y = sum(x * 3.0);

@@ -487,8 +487,18 @@ TEST_CASE_TEMPLATE("add_ accumulates in place", T, float, double) {
   add_(x, x);
   CHECK(x.to_vector<double>() == std::vector<double>{2, 4, 6});
 
-  Tensor t = Tensor::zeros({3, 4}, dtype_of<T>()).transpose(0, 1);
-  CHECK_THROWS_AS(add_(t, Tensor::ones({4, 3}, dtype_of<T>())), ValueError);
+  // Strided destinations: a column slab and a transposed view.
+  Tensor wide = Tensor::zeros({3, 5}, dtype_of<T>());
+  Tensor cols = wide.narrow(1, 1, 2);
+  add_(cols, make<T>({1, 2, 3, 4, 5, 6}, {3, 2}));
+  CHECK(wide.to_vector<double>() ==
+        std::vector<double>{0, 1, 2, 0, 0, 0, 3, 4, 0, 0, 0, 5, 6, 0, 0});
+  Tensor t = Tensor::zeros({3, 4}, dtype_of<T>());
+  Tensor tt = t.transpose(0, 1);
+  add_(tt, make<T>({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {4, 3}));
+  CHECK(t.to_vector<double>() == std::vector<double>{1, 4, 7, 10, 2, 5, 8, 11, 3, 6, 9, 12});
+  Tensor bc = Tensor::zeros({1, 4}, dtype_of<T>()).expand({3, 4});
+  CHECK_THROWS_AS(add_(bc, Tensor::ones({3, 4}, dtype_of<T>())), ValueError);
   Tensor small = Tensor::zeros({4}, dtype_of<T>());
   CHECK_THROWS_AS(add_(small, Tensor::ones({3, 4}, dtype_of<T>())), ShapeError);
   CHECK_THROWS_AS(

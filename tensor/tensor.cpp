@@ -8,25 +8,15 @@
 #include <cstring>
 #include <numeric>
 
+#include "tensor/allocator.h"
 #include "tensor/strided_loop.h"
 
 namespace seqgrad {
 
-namespace {
-constexpr std::size_t kAlignment = 64;  // a cache line; enough for any SIMD load
-}
-
-Storage::Storage(std::size_t nbytes) : nbytes_(nbytes) {
-  const std::size_t rounded =
-      std::max<std::size_t>(kAlignment, (nbytes + kAlignment - 1) / kAlignment * kAlignment);
-  data_ = std::aligned_alloc(kAlignment, rounded);
-  if (data_ == nullptr) {
-    throw RuntimeError(fmt::format("Storage: out of memory allocating {} bytes", nbytes));
-  }
-}
+Storage::Storage(std::size_t nbytes) : data_(allocate_storage(nbytes)), nbytes_(nbytes) {}
 
 Storage::~Storage() {
-  std::free(data_);
+  release_storage(data_, nbytes_);
 }
 
 Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Shape strides, std::int64_t offset,

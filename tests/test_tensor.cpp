@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/allocator.h"
 #include "tensor/tensor.h"
 
 using namespace seqgrad;
@@ -420,4 +421,28 @@ TEST_CASE("shape: inline list of at most kMaxDims sizes, vector-like") {
   CHECK_FALSE(s == seqgrad::Shape{7, 3});
   CHECK_THROWS_WITH_AS(seqgrad::Shape(9, 1), doctest::Contains("at most 8"), seqgrad::ShapeError);
   CHECK_THROWS_AS(seqgrad::Tensor::zeros(seqgrad::Shape(8, 1)).unsqueeze(0), seqgrad::ShapeError);
+}
+
+TEST_CASE("storage cache: a released block of a size class is handed out again") {
+  storage_cache_clear();
+  const StorageCacheStats before = storage_cache_stats();
+  void* first = nullptr;
+  {
+    Tensor t = Tensor::zeros({1000, 300});  // 1.2 MB
+    first = t.raw_data();
+  }
+  Tensor again = Tensor::empty({1000, 301});  // the same size class (4 per power of two)
+  const StorageCacheStats after = storage_cache_stats();
+  if (storage_cache_enabled()) {
+    CHECK(again.raw_data() == first);
+    CHECK(after.hits == before.hits + 1);
+    CHECK(after.cached_bytes == 0);
+  } else {
+    CHECK(after.hits == before.hits);
+  }
+  // Small blocks bypass the cache.
+  { Tensor small = Tensor::zeros({10}); }
+  CHECK(storage_cache_stats().cached_bytes == 0);
+  storage_cache_clear();
+  CHECK(storage_cache_stats().cached_bytes == 0);
 }

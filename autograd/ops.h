@@ -87,5 +87,13 @@ Variable log_softmax(const Variable& x, std::int64_t axis, const Tensor& mask = 
 // c_prev [B,H] give [B,2H] = [h | c], with h = sigmoid(o) tanh(c) and
 // c = sigmoid(f) c_prev + sigmoid(i) tanh(g). Narrow the result to take h and c apart.
 Variable lstm_cell(const Variable& gates, const Variable& c_prev);
+// One LSTM layer in one direction over a whole sequence, as one node (the cell above at every
+// step, with BPTT written by hand): x [B,T,I], h0 and c0 [B,H], w_ih [4H,I], w_hh [4H,H],
+// biases [4H] or undefined; lengths as RNN::forward (empty: all T), reverse runs T-1..0. Gives
+// [B,T+2,H]: rows 0..T-1 the outputs (zero past each length), row T the final h, T+1 the final
+// c (each sequence's state after its own last step). Narrow and select the result apart.
+Variable lstm_layer(const Variable& x, const Variable& h0, const Variable& c0, const Variable& w_ih,
+                    const Variable& w_hh, const Variable& b_ih, const Variable& b_hh,
+                    const std::vector<std::int64_t>& lengths, bool reverse);
 
 }  // namespace seqgrad

@@ -1,5 +1,7 @@
 // Recurrent layers, written from autograd primitives: the input projection of a whole sequence
 // is one matmul; each step adds the recurrent projection and applies the gate nonlinearities.
+// An LSTM layer's whole sequence is one fused node instead (autograd lstm_layer); RNN::step,
+// one step at a time, still goes through cell_step.
 // Shape legend: B batch, T time, I input size, H hidden size, G gates, L layers, D directions.
 #include "nn/rnn.h"
 
@@ -115,6 +117,10 @@ std::pair<Variable, RNN::CellState> RNN::run(const Variable& x,
                                              std::size_t index, bool reverse, CellState s) const {
   const Weights& w = weights_[index];
   const std::int64_t B = x.size(0), T = x.size(1);
+  if (opt_.cell == CellType::lstm) {  // the whole sequence as one node (autograd lstm_layer)
+    const Variable y = lstm_layer(x, s.h, s.c, w.w_ih, w.w_hh, w.b_ih, w.b_hh, lengths, reverse);
+    return {narrow(y, 1, 0, T), {select(y, 1, T), select(y, 1, T + 1)}};
+  }
   Variable xp = matmul(x, transpose(w.w_ih, 0, 1));  // [B,T,G*H]
   if (w.b_ih.defined()) xp = xp + w.b_ih;
   const Variable w_hh_t = transpose(w.w_hh, 0, 1);

@@ -360,6 +360,43 @@ std::vector<GradCase> cases() {
                  const Variable s1 = lstm_cell(x[0], x[1]);
                  return lstm_cell(x[0], narrow(s1, 1, 1, 1));
                }});
+  // lstm_layer: inputs x [B,T,I], h0, c0 [B,H], w_ih [4H,I], w_hh [4H,H] (weights scaled by 0.5
+  // to keep the gates off saturation), then b_ih, b_hh [4H] if `bias`; x stored as [B,I,T] and
+  // viewed transposed if `strided`.
+  auto lstm_inputs = [](std::int64_t B, std::int64_t Tn, std::int64_t I, std::int64_t H, bool bias,
+                        bool strided) {
+    T in{strided ? rnd({B, I, Tn}).transpose(1, 2) : rnd({B, Tn, I}), rnd({B, H}), rnd({B, H}),
+         affine(rnd({4 * H, I}), 0.5, 0.0), affine(rnd({4 * H, H}), 0.5, 0.0)};
+    if (bias) in.insert(in.end(), {rnd({4 * H}), rnd({4 * H})});
+    return in;
+  };
+  c.push_back({"lstm_layer", "H 9, bias, padded lengths {3,1,2} (one at T)",
+               [=] { return lstm_inputs(3, 3, 2, 9, true, false); },
+               [](const V& x) {
+                 return lstm_layer(x[0], x[1], x[2], x[3], x[4], x[5], x[6], {3, 1, 2}, false);
+               }});
+  c.push_back({"lstm_layer", "reverse, strided x, bias, lengths {2,4,0}",
+               [=] { return lstm_inputs(3, 4, 3, 2, true, true); },
+               [](const V& x) {
+                 return lstm_layer(x[0], x[1], x[2], x[3], x[4], x[5], x[6], {2, 4, 0}, true);
+               }});
+  c.push_back(
+      {"lstm_layer", "T 1, no bias, reverse, all lengths",
+       [=] { return lstm_inputs(2, 1, 3, 3, false, false); },
+       [](const V& x) { return lstm_layer(x[0], x[1], x[2], x[3], x[4], {}, {}, {}, true); }});
+  c.push_back(
+      {"lstm_layer", "two layers, h0 and c0 one input, outputs and final c used",
+       [=] {
+         T in = lstm_inputs(2, 3, 2, 2, true, false);
+         in.push_back(affine(rnd({8, 2}), 0.5, 0.0));  // layer 2's w_ih [4H,H]
+         return in;
+       },
+       [](const V& x) {
+         const Variable y1 = lstm_layer(x[0], x[1], x[1], x[3], x[4], x[5], x[6], {3, 2}, false);
+         const Variable y2 =
+             lstm_layer(narrow(y1, 1, 0, 3), x[2], x[1], x[7], x[4], x[6], {}, {3, 2}, true);
+         return concat({y2, narrow(y1, 1, 4, 1) * unsqueeze(x[2], 1)}, 1);
+       }});
   return c;
 }
 

@@ -18,7 +18,7 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a) {
-  set_threads(a.threads);
+  const int workers = set_threads(a.threads);
   const LoadedEnsemble ensemble = load_ensemble(a.models);
   const LoadedRun& run = ensemble.runs.front();
   DataSpec spec = run.config.data;
@@ -35,7 +35,7 @@ void run_eval(const EvalArgs& a) {
                           .target_tokenization = parse_tokenization(spec.target_tokens)};
   const Batcher batches(examples, run.source_vocab, run.target_vocab, bo);
   const EvalResult r = evaluate(ensemble.members(), batches, run.target_vocab,
-                                {.beam = a.beam, .max_len = 0}, a.max_examples);
+                                {.beam = a.beam, .max_len = 0}, a.max_examples, workers);
   if (a.json) {
     nlohmann::json j = r.to_json();
     j["beam"] = a.beam;
@@ -67,7 +67,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--beam", a->beam)->capture_default_str();
   cmd->add_option("--max-examples", a->max_examples, "decode at most this many (0: all)");
   cmd->add_flag("--json", a->json, "print the metrics as one JSON object");
-  cmd->add_option("--threads", a->threads, "OpenBLAS threads (0: its default)");
+  cmd->add_option("--threads", a->threads,
+                  "worker threads, each decoding a share of every batch (0: one per core)");
   cmd->callback([a] { run_eval(*a); });
 }
 

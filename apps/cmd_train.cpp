@@ -46,16 +46,20 @@ void apply_defaults(CLI::App& cmd, RunConfig& c) {
 }
 
 void run_train(CLI::App& cmd, TrainArgs& a) {
-  set_threads(a.threads);
   RunConfig& c = a.config;
   const bool resume = !a.resume.empty();
   if (resume) {
     a.out = a.resume;
     c = load_run_config(a.resume);
+    // The run's own thread count unless one is asked for: resuming then repeats it exactly.
+    if (a.threads > 0) c.train.threads = a.threads;
+    a.threads = c.train.threads;
   } else {
     apply_defaults(cmd, c);
     if (a.out.empty()) a.out = "runs/" + (c.data.task.empty() ? std::string("tsv") : c.data.task);
   }
+  const int workers = set_threads(a.threads);
+  c.train.threads = workers;
   const DataSplits data = load_data(c.data);
   const Tokenization src_mode = parse_tokenization(c.data.source_tokens);
   const Tokenization tgt_mode = parse_tokenization(c.data.target_tokens);
@@ -84,9 +88,11 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
   fmt::print("seqgrad train: {} ({} train / {} valid / {} test), vocab {} -> {}\n",
              c.data.task.empty() ? c.data.train_path : c.data.task, data.train.size(),
              data.valid.size(), data.test.size(), source_vocab.size(), target_vocab.size());
-  fmt::print("model: {} {}x{} (embed {}), attention {} ({}), {} parameters; OpenBLAS {}\n",
-             c.model.cell, c.model.layers, c.model.hidden, c.model.embed, c.model.attention,
-             c.model.style, model.num_parameters(), blas_core_name());
+  fmt::print(
+      "model: {} {}x{} (embed {}), attention {} ({}), {} parameters, {} thread(s); OpenBLAS "
+      "{}\n",
+      c.model.cell, c.model.layers, c.model.hidden, c.model.embed, c.model.attention, c.model.style,
+      model.num_parameters(), workers, blas_core_name());
   train(model, gen, train_batches, valid_batches, target_vocab, c.train, RunFiles{a.out},
         c.to_json().dump(), resume, [](const nlohmann::json& line) {
           const auto& v = line.at("valid");
@@ -103,8 +109,8 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
   // Score the best checkpoint on the test split.
   LoadedRun best = load_run(a.out);
   const Batcher test_batches(data.test, source_vocab, target_vocab, bo);
-  const EvalResult er =
-      evaluate(*best.model, test_batches, target_vocab, {.beam = a.test_beam, .max_len = 0});
+  const EvalResult er = evaluate(*best.model, test_batches, target_vocab,
+                                 {.beam = a.test_beam, .max_len = 0}, 0, workers);
   std::ofstream(a.out + "/test_metrics.json") << er.to_json().dump(2) << "\n";
   fmt::print(
       "test ({} examples, beam {}): exact match {:.2f}%  token accuracy {:.2f}%  WER "
@@ -195,7 +201,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--select-on", c.train.select_on, "exact_match, loss, wer or per")
       ->capture_default_str();
   cmd->add_option("--seed", c.data.seed)->capture_default_str();
-  cmd->add_option("--threads", a->threads, "OpenBLAS threads (0: its default)");
+  cmd->add_option("--threads", a->threads,
+                  "worker threads, each taking a share of every batch (0: one per core)");
   cmd->add_option("--out", a->out, "run directory (default runs/TASK)");
   cmd->add_option("--resume", a->resume, "continue the run in this directory exactly");
   cmd->callback([cmd, a] { run_train(*cmd, *a); });

@@ -3,9 +3,11 @@
 #include <cblas.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "optim/checkpoint.h"
 #include "seq2seq/g2p.h"
@@ -215,8 +217,12 @@ SourceBatch encode_sources(const std::vector<std::string>& lines, const Vocab& v
   return b;
 }
 
-void set_threads(int threads) {
-  if (threads > 0) openblas_set_num_threads(threads);
+int set_threads(int threads) {
+  if (threads < 0) throw ValueError(fmt::format("--threads {}: must be >= 0", threads));
+  // The workers split each batch; every BLAS call then runs on its worker's thread alone.
+  openblas_set_num_threads(1);
+  if (threads > 0) return threads;
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 }  // namespace seqgrad::app

@@ -73,7 +73,8 @@ struct SourceBatch {
 SourceBatch encode_sources(const std::vector<std::string>& lines, const Vocab& vocab,
                            Tokenization mode);
 
-// Sets OpenBLAS's thread count (0 leaves it alone).
-void set_threads(int threads);
+// --threads: how many data-parallel worker threads to use (0: one per core); BLAS runs
+// single-threaded inside each. Returns the worker count.
+int set_threads(int threads);
 
 }  // namespace seqgrad::app

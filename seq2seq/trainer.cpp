@@ -17,6 +17,7 @@
 #include "optim/clip.h"
 #include "optim/ema.h"
 #include "optim/schedule.h"
+#include "seq2seq/parallel.h"
 
 namespace seqgrad {
 
@@ -35,7 +36,8 @@ nlohmann::json TrainOptions::to_json() const {
           {"valid_examples", valid_examples},
           {"beam", beam},
           {"max_decode_len", max_decode_len},
-          {"select_on", select_on}};
+          {"select_on", select_on},
+          {"threads", threads}};
 }
 
 TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
@@ -56,6 +58,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     o.beam = j.at("beam");
     o.max_decode_len = j.at("max_decode_len");
     o.select_on = j.at("select_on");
+    o.threads = j.value("threads", 1);  // absent in run directories written before it existed
   } catch (const nlohmann::json::exception& e) {
     throw ValueError(fmt::format("training options: {}", e.what()));
   }
@@ -70,13 +73,14 @@ nlohmann::json EvalResult::to_json() const {
 }
 
 EvalResult evaluate(const Seq2Seq& model, const Batcher& data, const Vocab& target_vocab,
-                    const SearchOptions& search, std::int64_t max_examples) {
-  return evaluate(std::vector<const Seq2Seq*>{&model}, data, target_vocab, search, max_examples);
+                    const SearchOptions& search, std::int64_t max_examples, int workers) {
+  return evaluate(std::vector<const Seq2Seq*>{&model}, data, target_vocab, search, max_examples,
+                  workers);
 }
 
 EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& data,
                     const Vocab& target_vocab, const SearchOptions& search,
-                    std::int64_t max_examples) {
+                    std::int64_t max_examples, int workers) {
   if (models.empty()) throw ValueError("evaluate: needs at least one model");
   NoGradGuard no_grad;
   Generator unused(0);
@@ -98,7 +102,8 @@ EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& da
     if (s.max_len <= 0) {
       s.max_len = 2 * *std::max_element(b.src_lengths.begin(), b.src_lengths.end()) + 10;
     }
-    const std::vector<Hypothesis> hyps = beam_search(models, b.src, b.src_lengths, s);
+    const std::vector<Hypothesis> hyps =
+        parallel_beam_search(models, b.src, b.src_lengths, s, workers);
     const Tokenization mode = data.options().target_tokenization;
     for (std::size_t i = 0; i < hyps.size(); ++i) {
       predictions[b.example_index[i]] = detokenize(target_vocab.decode(hyps[i].tokens), mode);
@@ -152,6 +157,7 @@ void train(Seq2Seq& model, Generator& gen, const Batcher& train_data, const Batc
   const bool select_min = options.select_on == "loss" || options.select_on == "wer" ||
                           options.select_on == "per" || options.select_on == "perplexity";
   Adam opt(model.parameters(), {.lr = options.lr});
+  DataParallel parallel(model, options.threads);
   ReduceLROnPlateau plateau({.factor = 0.5, .patience = 1, .min_lr = options.lr / 64});
   const auto batches_per_epoch = static_cast<std::int64_t>(train_data.epoch_plan(0).size());
   const std::int64_t total = options.steps > 0 ? options.steps : options.epochs * batches_per_epoch;
@@ -220,9 +226,9 @@ void train(Seq2Seq& model, Generator& gen, const Batcher& train_data, const Batc
     last_valid = step;
     if (ema) ema->swap();  // validate (and keep as best) the averaged weights
     model.eval();
-    const EvalResult er =
-        evaluate(model, valid, target_vocab,
-                 {.beam = options.beam, .max_len = options.max_decode_len}, options.valid_examples);
+    const EvalResult er = evaluate(model, valid, target_vocab,
+                                   {.beam = options.beam, .max_len = options.max_decode_len},
+                                   options.valid_examples, options.threads);
     model.train();
     const double elapsed = seconds_since(start);
     nlohmann::json line = {{"step", step},
@@ -258,16 +264,14 @@ void train(Seq2Seq& model, Generator& gen, const Batcher& train_data, const Batc
         tf += (options.teacher_forcing_end - tf) * static_cast<double>(step) /
               static_cast<double>(total);
       }
-      const LossResult r =
-          model.loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out,
-                     {.teacher_forcing = tf, .label_smoothing = options.label_smoothing}, gen);
       opt.zero_grad();
-      r.loss.backward();
+      const StepLoss r = parallel.loss_backward(
+          b, {.teacher_forcing = tf, .label_smoothing = options.label_smoothing}, gen);
       if (options.clip > 0) clip_grad_norm(model.parameters(), options.clip);
       opt.step();
       if (ema) ema->update();
       ++step;
-      window_loss += r.loss.item() * static_cast<double>(r.tokens);
+      window_loss += r.loss * static_cast<double>(r.tokens);
       window_tokens += r.tokens;
       report_tokens += r.tokens;
       const bool report = tty ? seconds_since(window) > 0.25 : step % 100 == 0;

@@ -32,6 +32,10 @@ struct TrainOptions {
   std::int64_t beam = 1;                  // beam width used for validation decoding
   std::int64_t max_decode_len = 0;        // 0: 2 * longest source + 10
   std::string select_on = "exact_match";  // which validation number picks the best checkpoint
+  // Data-parallel worker threads for training steps and validation decoding (seq2seq/parallel.h).
+  // Saved with the run: the split of each batch changes float rounding and the dropout streams,
+  // so a resumed run repeats the uninterrupted one exactly only with the same count.
+  int threads = 1;
 
   nlohmann::json to_json() const;
   static TrainOptions from_json(const nlohmann::json& j);
@@ -47,13 +51,14 @@ struct EvalResult {
 
 // Teacher-forced loss over every batch, then decoding of the first `max_examples` examples
 // (all when <= 0) and their scores against every reference.
+// `workers` threads share each batch's decoding.
 EvalResult evaluate(const Seq2Seq& model, const Batcher& data, const Vocab& target_vocab,
-                    const SearchOptions& search, std::int64_t max_examples = 0);
+                    const SearchOptions& search, std::int64_t max_examples = 0, int workers = 1);
 // An ensemble decodes with beam_search's mean of log-probabilities; its loss is the mean of the
 // members' teacher-forced losses.
 EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& data,
                     const Vocab& target_vocab, const SearchOptions& search,
-                    std::int64_t max_examples = 0);
+                    std::int64_t max_examples = 0, int workers = 1);
 
 // Where a run lives: config.json, the vocabularies, best.safetensors, last.safetensors,
 // metrics.jsonl.

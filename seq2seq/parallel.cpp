@@ -1,0 +1,187 @@
+// Shape legend: B batch, S source length, T target length.
+#include "seq2seq/parallel.h"
+
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <exception>
+#include <thread>
+
+#include "autograd/ops.h"
+
+namespace seqgrad {
+
+namespace {
+
+// The number of columns of a [B,W] id tensor that hold anything but padding in any row.
+std::int64_t used_width(const Tensor& ids) {
+  const std::int64_t B = ids.size(0), W = ids.size(1);
+  const auto* p = ids.data<std::int64_t>();
+  std::int64_t used = 1;
+  for (std::int64_t r = 0; r < B; ++r) {
+    for (std::int64_t c = W; c-- > used;) {
+      if (p[r * W + c] != kPadId) {
+        used = c + 1;
+        break;
+      }
+    }
+  }
+  return used;
+}
+
+// Runs f(w) for w in [0, n) on n threads (w = 0 on the caller's), each with single-threaded
+// BLAS; rethrows the first worker's exception after all have finished.
+template <class F>
+void run_workers(int n, const F& f) {
+  if (n == 1) {
+    f(0);
+    return;
+  }
+  const int blas_threads = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
+  auto guarded = [&](int w) {
+    try {
+      f(w);
+    } catch (...) {
+      errors[static_cast<std::size_t>(w)] = std::current_exception();
+    }
+  };
+  {
+    std::vector<std::jthread> threads;
+    for (int w = 1; w < n; ++w) threads.emplace_back(guarded, w);
+    guarded(0);
+  }
+  openblas_set_num_threads(blas_threads);
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+// Rows of worker w of n over B rows: an even split, the first B % n shares one row longer.
+std::pair<std::int64_t, std::int64_t> share(std::int64_t B, int n, int w) {
+  const std::int64_t base = B / n, extra = B % n;
+  const std::int64_t begin = w * base + std::min<std::int64_t>(w, extra);
+  return {begin, begin + base + (w < extra ? 1 : 0)};
+}
+
+}  // namespace
+
+Batch slice_rows(const Batch& b, std::int64_t begin, std::int64_t end) {
+  if (begin < 0 || end > b.size() || begin >= end) {
+    throw ValueError(
+        fmt::format("slice_rows: rows [{}, {}) of a batch of {}", begin, end, b.size()));
+  }
+  Batch s;
+  s.src_lengths.assign(b.src_lengths.begin() + begin, b.src_lengths.begin() + end);
+  const std::int64_t S = *std::max_element(s.src_lengths.begin(), s.src_lengths.end());
+  s.src = b.src.narrow(0, begin, end - begin).narrow(1, 0, S).contiguous();
+  const Tensor out = b.tgt_out.narrow(0, begin, end - begin).contiguous();
+  const std::int64_t T = used_width(out);
+  s.tgt_out = out.narrow(1, 0, T).contiguous();
+  s.tgt_in = b.tgt_in.narrow(0, begin, end - begin).narrow(1, 0, T).contiguous();
+  s.example_index.assign(b.example_index.begin() + begin, b.example_index.begin() + end);
+  return s;
+}
+
+int worker_count(int threads) {
+  return threads > 0 ? threads : 1;
+}
+
+// A replica: the model's architecture with its own gradients and its own generator (dropout
+// layers keep a pointer to the generator they were built with, so it lives beside them).
+struct DataParallel::Replica {
+  Generator gen;
+  Seq2Seq model;
+  explicit Replica(const ModelConfig& config) : gen(0), model(config, gen) {}
+};
+
+DataParallel::DataParallel(Seq2Seq& model, int workers) : model_(model) {
+  if (workers < 1) throw ValueError(fmt::format("DataParallel: {} workers", workers));
+  for (int w = 1; w < workers; ++w) {
+    replicas_.push_back(std::make_unique<Replica>(model.config()));
+  }
+}
+
+DataParallel::~DataParallel() = default;
+
+StepLoss DataParallel::loss_backward(const Batch& b, const LossOptions& options, Generator& gen) {
+  const int n = std::min<int>(workers(), static_cast<int>(b.size()));
+  if (n == 1) {
+    const LossResult r = model_.loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out, options, gen);
+    r.loss.backward();
+    return {r.loss.item(), r.tokens, r.correct};
+  }
+  // The replicas read the model's current weights (re-pointed every step: loading a checkpoint
+  // may have replaced a parameter's tensor) and follow its train/eval mode.
+  const NamedParameters mine = model_.named_parameters();
+  for (int w = 1; w < n; ++w) {
+    Replica& r = *replicas_[static_cast<std::size_t>(w - 1)];
+    r.gen.manual_seed(gen.next_u64());
+    NamedParameters theirs = r.model.named_parameters();
+    for (std::size_t k = 0; k < mine.size(); ++k) theirs[k].second.data() = mine[k].second.data();
+    r.model.train(model_.training());
+  }
+  std::vector<Batch> shares;
+  std::int64_t total = 0;
+  for (int w = 0; w < n; ++w) {
+    const auto [begin, end] = share(b.size(), n, w);
+    shares.push_back(slice_rows(b, begin, end));
+    total += shares.back().target_tokens();
+  }
+  std::vector<LossResult> results(static_cast<std::size_t>(n));
+  run_workers(n, [&](int w) {
+    const Batch& s = shares[static_cast<std::size_t>(w)];
+    const Seq2Seq& m = w == 0 ? model_ : replicas_[static_cast<std::size_t>(w - 1)]->model;
+    Generator& g = w == 0 ? gen : replicas_[static_cast<std::size_t>(w - 1)]->gen;
+    LossResult r = m.loss(s.src, s.src_lengths, s.tgt_in, s.tgt_out, options, g);
+    // d(batch mean)/d(share mean) = share tokens / batch tokens
+    const double weight =
+        total > 0 ? static_cast<double>(r.tokens) / static_cast<double>(total) : 0.0;
+    r.loss.backward(Tensor::full({}, weight, r.loss.dtype()));
+    results[static_cast<std::size_t>(w)] = std::move(r);
+  });
+  // Sum the replicas' gradients into the model's, then clear them for the next step.
+  for (int w = 1; w < n; ++w) {
+    const NamedParameters theirs =
+        replicas_[static_cast<std::size_t>(w - 1)]->model.named_parameters();
+    for (std::size_t k = 0; k < mine.size(); ++k) {
+      Variable p = theirs[k].second;
+      if (p.grad().defined()) mine[k].second.impl()->accumulate(p.grad());
+      p.zero_grad();
+    }
+  }
+  StepLoss out;
+  for (const LossResult& r : results) {
+    out.loss += total > 0
+                    ? r.loss.item() * static_cast<double>(r.tokens) / static_cast<double>(total)
+                    : 0.0;
+    out.tokens += r.tokens;
+    out.correct += r.correct;
+  }
+  return out;
+}
+
+std::vector<Hypothesis> parallel_beam_search(const std::vector<const Seq2Seq*>& models,
+                                             const Tensor& src,
+                                             const std::vector<std::int64_t>& lengths,
+                                             const SearchOptions& options, int workers) {
+  const std::int64_t B = src.size(0);
+  const int n = std::clamp<int>(workers, 1, static_cast<int>(std::max<std::int64_t>(B, 1)));
+  if (n == 1) return beam_search(models, src, lengths, options);
+  std::vector<std::vector<Hypothesis>> parts(static_cast<std::size_t>(n));
+  run_workers(n, [&](int w) {
+    const auto [begin, end] = share(B, n, w);
+    const std::vector<std::int64_t> part_lengths(lengths.begin() + begin, lengths.begin() + end);
+    parts[static_cast<std::size_t>(w)] =
+        beam_search(models, src.narrow(0, begin, end - begin).contiguous(), part_lengths, options);
+  });
+  std::vector<Hypothesis> all;
+  for (auto& p : parts) {
+    for (auto& h : p) all.push_back(std::move(h));
+  }
+  return all;
+}
+
+}  // namespace seqgrad

@@ -1,0 +1,61 @@
+// Data parallelism across threads of one process. A training step's batch is split by rows into
+// one share per worker; each worker runs the forward and backward of its share on its own tape,
+// the first on the model itself and the others on replicas whose parameters share the model's
+// storage but keep gradients of their own. The shares' gradients are then summed into the
+// model's, each share's loss weighted by its part of the batch's target tokens, so the model
+// receives the gradient of the whole batch's mean loss (to float rounding of the changed
+// summation order). Each worker's BLAS calls run single-threaded, so the cores do not contend.
+// Decoding splits the same way (beam search is per source).
+// Shape legend: B batch, S source length, T target length.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "seq2seq/batch.h"
+#include "seq2seq/model.h"
+#include "seq2seq/search.h"
+
+namespace seqgrad {
+
+// Rows [begin, end) of a batch, with the source and target trimmed to the longest row kept
+// (trimmed positions are padding, so the loss and decoding are unchanged).
+Batch slice_rows(const Batch& b, std::int64_t begin, std::int64_t end);
+
+struct StepLoss {
+  double loss = 0;           // the batch's mean loss (over real target tokens)
+  std::int64_t tokens = 0;   // real target tokens
+  std::int64_t correct = 0;  // of those, predicted right
+};
+
+class DataParallel {
+ public:
+  // `workers` >= 1. With one worker, loss_backward is exactly model.loss(...).loss.backward().
+  DataParallel(Seq2Seq& model, int workers);
+  ~DataParallel();
+  DataParallel(const DataParallel&) = delete;
+  DataParallel& operator=(const DataParallel&) = delete;
+
+  int workers() const { return static_cast<int>(replicas_.size()) + 1; }
+  // Forward and backward of the batch's loss; gradients are added into the model's parameters.
+  // `gen` draws the first share's sampling choices and a seed per step for the other shares'
+  // dropout and sampling generators, so a run is a pure function of gen's state.
+  StepLoss loss_backward(const Batch& b, const LossOptions& options, Generator& gen);
+
+ private:
+  struct Replica;
+  Seq2Seq& model_;
+  std::vector<std::unique_ptr<Replica>> replicas_;
+};
+
+// beam_search with the batch's rows split over `workers` threads (each decodes its rows with the
+// whole batch's options, so the result equals one beam_search call).
+std::vector<Hypothesis> parallel_beam_search(const std::vector<const Seq2Seq*>& models,
+                                             const Tensor& src,
+                                             const std::vector<std::int64_t>& lengths,
+                                             const SearchOptions& options, int workers);
+
+// The number of workers `threads` asks for: threads itself when > 0, else 1.
+int worker_count(int threads);
+
+}  // namespace seqgrad

@@ -95,5 +95,9 @@ Variable lstm_cell(const Variable& gates, const Variable& c_prev);
 Variable lstm_layer(const Variable& x, const Variable& h0, const Variable& c0, const Variable& w_ih,
                     const Variable& w_hh, const Variable& b_ih, const Variable& b_hh,
                     const std::vector<std::int64_t>& lengths, bool reverse);
+// One fused GRU step (tensor/recurrent.h): xp = x W_ih^T + b_ih and hp = h_prev W_hh^T + b_hh,
+// both [B,3H] in PyTorch's r,z,n order, and h_prev [B,H] give h [B,H] = n + z (h_prev - n),
+// with r = sigmoid(xp_r + hp_r), z = sigmoid(xp_z + hp_z), n = tanh(xp_n + r hp_n).
+Variable gru_cell(const Variable& xp, const Variable& hp, const Variable& h_prev);
 
 }  // namespace seqgrad

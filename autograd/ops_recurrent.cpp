@@ -1,6 +1,6 @@
 // Fused recurrent ops with the backward of tensor/recurrent.h: one tape node per LSTM step
 // (lstm_cell, the decoder's path) or per LSTM layer and direction over a whole sequence
-// (lstm_layer, the encoder's path) instead of a dozen per step.
+// (lstm_layer, the encoder's path), and one per GRU step (gru_cell), instead of a dozen per step.
 #include <limits>
 
 #include "autograd/ops.h"
@@ -54,6 +54,20 @@ Variable lstm_layer(const Variable& x, const Variable& h0, const Variable& c0, c
         if (need_b_ih) g.add(at_b_ih, d.b);
         if (need_b_hh) g.add(at_b_hh, d.b);
       });
+}
+
+// h = n + z (h_prev - n), r = sigmoid(xp_r + hp_r), z = sigmoid(xp_z + hp_z),
+// n = tanh(xp_n + r hp_n); dxp, dhp, dh_prev as gru_cell_backward
+Variable gru_cell(const Variable& xp, const Variable& hp, const Variable& h_prev) {
+  GruCellOutput out = gru_cell(xp.data(), hp.data(), h_prev.data());
+  return make_result(std::move(out.h), Op::gru_cell, {&xp, &hp, &h_prev},
+                     [act = std::move(out.act), hpd = hp.data(), hd = h_prev.data()](
+                         const Tensor& dh, const GradSink& g) {
+                       GruCellGrads d = gru_cell_backward(act, hpd, hd, dh);
+                       if (g.needs(0)) g.add(0, d.xp);
+                       if (g.needs(1)) g.add(1, d.hp);
+                       if (g.needs(2)) g.add(2, d.h_prev);
+                     });
 }
 
 }  // namespace seqgrad

@@ -70,11 +70,14 @@ RNN::RNN(const RNNOptions& options, Generator& gen) : opt_(options), gen_(&gen) 
   }
 }
 
+// clang-format off
 // xp = x W_ih^T + b_ih for this step; hp = h W_hh^T + b_hh.
 //   RNN:  h' = tanh(xp + hp)
-//   LSTM: i,f,g,o = split(xp + hp); c' = sigmoid(f) c + sigmoid(i) tanh(g); h' = sigmoid(o)
-//   tanh(c') GRU:  r = sigmoid(xp_r + hp_r); z = sigmoid(xp_z + hp_z); n = tanh(xp_n + r * hp_n);
+//   LSTM: i,f,g,o = split(xp + hp); c' = sigmoid(f) c + sigmoid(i) tanh(g);
+//         h' = sigmoid(o) tanh(c')
+//   GRU:  r = sigmoid(xp_r + hp_r); z = sigmoid(xp_z + hp_z); n = tanh(xp_n + r * hp_n);
 //         h' = (1 - z) n + z h = n + z (h - n)
+// clang-format on
 RNN::CellState RNN::cell_step(const Variable& xp, const CellState& s, const Weights& w,
                               const Variable& w_hh_t) const {
   const std::int64_t H = opt_.hidden_size;
@@ -87,12 +90,8 @@ RNN::CellState RNN::cell_step(const Variable& xp, const CellState& s, const Weig
       const Variable hc = lstm_cell(xp + hp, s.c);
       return {narrow(hc, 1, 0, H), narrow(hc, 1, H, H)};
     }
-    case CellType::gru: {
-      const Variable r = sigmoid(narrow(xp, 1, 0, H) + narrow(hp, 1, 0, H));
-      const Variable z = sigmoid(narrow(xp, 1, H, H) + narrow(hp, 1, H, H));
-      const Variable n = tanh(narrow(xp, 1, 2 * H, H) + r * narrow(hp, 1, 2 * H, H));
-      return {n + z * (s.h - n), {}};
-    }
+    case CellType::gru:  // one fused node (autograd gru_cell) for the gate arithmetic
+      return {gru_cell(xp, hp, s.h), {}};
   }
   return {};
 }

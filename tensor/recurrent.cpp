@@ -1,6 +1,6 @@
-// Fused LSTM kernels: each row of the batch is walked once, on xsimd batches with a scalar tail,
-// by the same templated body, for one cell step (lstm_cell) or for every step of a layer
-// (lstm_layer, whose GEMMs go through tensor/matmul.h).
+// Fused recurrent kernels: each row of the batch is walked once, on xsimd batches with a scalar
+// tail, by the same templated body: for one LSTM step (lstm_cell) or every step of an LSTM layer
+// (lstm_layer, whose GEMMs go through tensor/matmul.h), and for one GRU step (gru_cell).
 #include "tensor/recurrent.h"
 
 #include <fmt/format.h>
@@ -332,6 +332,96 @@ LstmLayerGrads lstm_layer_backward(const LstmLayerSaved& saved, const Tensor& x,
   if (needs.x) d.x = matmul(dg, w_ih).reshape({T, B, I}).transpose(0, 1);
   if (needs.b) d.b = sum(dg, {0});
   return d;
+}
+
+// --- GRU cell ---
+namespace {
+
+void check_gru(const char* op, const Tensor& xp, const Tensor& hp, const Tensor& h_prev) {
+  const bool ok = xp.dim() == 2 && h_prev.dim() == 2 && xp.size(0) == h_prev.size(0) &&
+                  xp.size(1) == 3 * h_prev.size(1) && hp.shape() == xp.shape();
+  if (!ok) {
+    throw ShapeError(fmt::format("{}: xp {}, hp {} and h_prev {} must be [B,3H], [B,3H], [B,H]", op,
+                                 shape_str(xp.shape()), shape_str(hp.shape()),
+                                 shape_str(h_prev.shape())));
+  }
+  if (xp.dtype() != hp.dtype() || xp.dtype() != h_prev.dtype()) {
+    throw DTypeError(fmt::format("{}: xp {}{}, hp {}{} and h_prev {}{} must share one dtype", op,
+                                 dtype_name(xp.dtype()), shape_str(xp.shape()),
+                                 dtype_name(hp.dtype()), shape_str(hp.shape()),
+                                 dtype_name(h_prev.dtype()), shape_str(h_prev.shape())));
+  }
+}
+
+}  // namespace
+
+GruCellOutput gru_cell(const Tensor& xp_in, const Tensor& hp_in, const Tensor& h_prev_in) {
+  check_gru(__func__, xp_in, hp_in, h_prev_in);
+  const Tensor xp = xp_in.contiguous(), hp = hp_in.contiguous(), h_prev = h_prev_in.contiguous();
+  const std::int64_t B = h_prev.size(0), H = h_prev.size(1);
+  GruCellOutput out{Tensor::empty({B, H}, xp.dtype()), Tensor::empty({B, 3 * H}, xp.dtype())};
+  dispatch_floating(xp.dtype(), __func__, [&]<class T>() {
+    for (std::int64_t b = 0; b < B; ++b) {
+      const T* x = xp.data<T>() + b * 3 * H;
+      const T* p = hp.data<T>() + b * 3 * H;
+      const T* hprev = h_prev.data<T>() + b * H;
+      T* act = out.act.data<T>() + b * 3 * H;
+      T* h = out.h.data<T>() + b * H;
+      for_each_column<T>(H, [&]<class V>(std::int64_t j) {
+        const V r = simd::sigmoid(V(get<V>(x + j) + get<V>(p + j)));
+        const V z = simd::sigmoid(V(get<V>(x + H + j) + get<V>(p + H + j)));
+        const V n = xsimd::tanh(V(get<V>(x + 2 * H + j) + r * get<V>(p + 2 * H + j)));
+        put(act + j, r);
+        put(act + H + j, z);
+        put(act + 2 * H + j, n);
+        put(h + j, V(n + z * (get<V>(hprev + j) - n)));
+      });
+    }
+  });
+  return out;
+}
+
+GruCellGrads gru_cell_backward(const Tensor& act_in, const Tensor& hp_in, const Tensor& h_prev_in,
+                               const Tensor& dh_in) {
+  check_gru(__func__, act_in, hp_in, h_prev_in);
+  if (dh_in.shape() != h_prev_in.shape() || dh_in.dtype() != h_prev_in.dtype()) {
+    throw ShapeError(fmt::format("{}: dh {}{} must be {}{}", __func__, dtype_name(dh_in.dtype()),
+                                 shape_str(dh_in.shape()), dtype_name(h_prev_in.dtype()),
+                                 shape_str(h_prev_in.shape())));
+  }
+  const Tensor act = act_in.contiguous(), hp = hp_in.contiguous();
+  const Tensor h_prev = h_prev_in.contiguous(), dh = dh_in.contiguous();
+  const std::int64_t B = h_prev.size(0), H = h_prev.size(1);
+  const DType dt = act.dtype();
+  GruCellGrads grads{Tensor::empty({B, 3 * H}, dt), Tensor::empty({B, 3 * H}, dt),
+                     Tensor::empty({B, H}, dt)};
+  dispatch_floating(dt, __func__, [&]<class T>() {
+    for (std::int64_t b = 0; b < B; ++b) {
+      const T* ac = act.data<T>() + b * 3 * H;
+      const T* p = hp.data<T>() + b * 3 * H;
+      const T* hprev = h_prev.data<T>() + b * H;
+      const T* d = dh.data<T>() + b * H;
+      T* dx = grads.xp.data<T>() + b * 3 * H;
+      T* dp = grads.hp.data<T>() + b * 3 * H;
+      T* dhp = grads.h_prev.data<T>() + b * H;
+      for_each_column<T>(H, [&]<class V>(std::int64_t j) {
+        const V r = get<V>(ac + j), z = get<V>(ac + H + j), n = get<V>(ac + 2 * H + j);
+        const V dhj = get<V>(d + j), one(1);
+        // in the forward, h = n + z (h_prev - n) and n = tanh(xp_n + r hp_n)
+        const V dan = dhj * (one - z) * (one - n * n);
+        const V dar = dan * get<V>(p + 2 * H + j) * r * (one - r);
+        const V daz = dhj * (get<V>(hprev + j) - n) * z * (one - z);
+        put(dx + j, dar);
+        put(dp + j, dar);
+        put(dx + H + j, daz);
+        put(dp + H + j, daz);
+        put(dx + 2 * H + j, dan);
+        put(dp + 2 * H + j, V(dan * r));
+        put(dhp + j, V(dhj * z));
+      });
+    }
+  });
+  return grads;
 }
 
 }  // namespace seqgrad

@@ -2,7 +2,8 @@
 // elementwise ops (and their temporaries) per time step.
 //
 // Shape legend: B batch, T time, I input size, H hidden size. LSTM gates come in PyTorch's order,
-// four blocks of H columns: input i, forget f, cell candidate g, output o.
+// four blocks of H columns: input i, forget f, cell candidate g, output o. GRU gates likewise,
+// three blocks: reset r, update z, candidate n.
 #pragma once
 
 #include <vector>
@@ -81,5 +82,31 @@ struct LstmLayerGrads {
 LstmLayerGrads lstm_layer_backward(const LstmLayerSaved& saved, const Tensor& x, const Tensor& w_ih,
                                    const Tensor& w_hh, const std::vector<std::int64_t>& lengths,
                                    bool reverse, const Tensor& dy, const LstmLayerNeeds& needs);
+
+// --- GRU cell ---
+struct GruCellOutput {
+  Tensor h;    // [B,H]: the new hidden state
+  Tensor act;  // [B,3H]: r, z, n, kept for the backward
+};
+
+// xp [B,3H] (x W_ih^T + b_ih), hp [B,3H] (h_prev W_hh^T + b_hh), h_prev [B,H]:
+//   r = sigmoid(xp_r + hp_r), z = sigmoid(xp_z + hp_z), n = tanh(xp_n + r * hp_n),
+//   h = n + z * (h_prev - n)
+// The hidden projection stays apart from xp because r multiplies its n block only.
+// ShapeError names the op and every shape when they do not fit.
+GruCellOutput gru_cell(const Tensor& xp, const Tensor& hp, const Tensor& h_prev);
+
+struct GruCellGrads {
+  Tensor xp;      // [B,3H]
+  Tensor hp;      // [B,3H]: equal to xp's in the r and z blocks
+  Tensor h_prev;  // [B,H]
+};
+
+// From the forward's act, hp and h_prev, and the upstream gradient dh [B,H]:
+//   dn = dh (1 - z), dz = dh (h_prev - n), dh_prev = dh z,
+//   d_n = dn (1 - n^2): dxp_n = d_n, dhp_n = d_n r;  dr = d_n hp_n,
+//   dxp_r = dhp_r = dr r(1-r),  dxp_z = dhp_z = dz z(1-z)
+GruCellGrads gru_cell_backward(const Tensor& act, const Tensor& hp, const Tensor& h_prev,
+                               const Tensor& dh);
 
 }  // namespace seqgrad

@@ -397,6 +397,20 @@ std::vector<GradCase> cases() {
              lstm_layer(narrow(y1, 1, 0, 3), x[2], x[1], x[7], x[4], x[6], {}, {3, 2}, true);
          return concat({y2, narrow(y1, 1, 4, 1) * unsqueeze(x[2], 1)}, 1);
        }});
+  c.push_back({"gru_cell", "H 9",
+               [] {
+                 return T{rnd({3, 27}), rnd({3, 27}), rnd({3, 9})};
+               },
+               [](const V& x) { return gru_cell(x[0], x[1], x[2]); }});
+  // As RNN::step uses it: hp = h W_hh^T, so h reaches the cell twice; a strided xp view.
+  c.push_back({"gru_cell", "two steps, transposed xp view, h also through hp",
+               [] {
+                 return T{rnd_t(2, 6), rnd({2, 2}), affine(rnd({2, 6}), 0.5, 0.0)};
+               },
+               [](const V& x) {
+                 const Variable h1 = gru_cell(x[0], matmul(x[1], x[2]), x[1]);
+                 return gru_cell(x[0], matmul(h1, x[2]), h1);
+               }});
   return c;
 }
 

@@ -20,7 +20,8 @@ namespace seqgrad {
               X(select, C) X(unsqueeze, P) X(squeeze, P) X(expand, P) X(contiguous, P)       \
                   X(concat, P) X(stack, C) X(split, C) X(matmul, P) X(index_select, P)       \
                       X(embedding, P) X(gather, P) X(softmax, P) X(log_softmax, P)           \
-                          X(lstm_cell, P) X(lstm_layer, P) X(gru_cell, P)
+                          X(lstm_cell, P) X(lstm_layer, P) X(gru_cell, P)                    \
+                              X(additive_scores, P) X(cross_entropy, P)
 
 enum class Op {
   leaf,  // not an op: a user-made value

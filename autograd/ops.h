@@ -82,6 +82,16 @@ Variable gather(const Variable& x, std::int64_t axis, const Tensor& index);
 Variable softmax(const Variable& x, std::int64_t axis, const Tensor& mask = {});
 Variable log_softmax(const Variable& x, std::int64_t axis, const Tensor& mask = {});
 
+// --- loss (ops_loss.cpp); N rows, V classes ---
+enum class Reduction { mean, sum, none };
+// Fused log-softmax + negative log-likelihood + label smoothing (eps), one node that keeps only
+// the logits and two numbers per row: for logits [N,V] and int64 targets [N],
+//   loss_n = (1 - eps) (-log p_n[t_n]) - eps mean_j log p_n[j],  0 where t_n == ignore_index,
+// returned as [N] (none), their sum or their mean over the rows not ignored (0, with zero
+// gradient, when every row is ignored). nn/loss.h wraps it with PyTorch-style options.
+Variable cross_entropy(const Variable& logits, const Tensor& targets, std::int64_t ignore_index,
+                       double label_smoothing, Reduction reduction);
+
 // --- recurrent cells (ops_recurrent.cpp) ---
 // One fused LSTM step (tensor/recurrent.h): gates [B,4H] in PyTorch's i,f,g,o order and
 // c_prev [B,H] give [B,2H] = [h | c], with h = sigmoid(o) tanh(c) and
@@ -99,5 +109,11 @@ Variable lstm_layer(const Variable& x, const Variable& h0, const Variable& c0, c
 // both [B,3H] in PyTorch's r,z,n order, and h_prev [B,H] give h [B,H] = n + z (h_prev - n),
 // with r = sigmoid(xp_r + hp_r), z = sigmoid(xp_z + hp_z), n = tanh(xp_n + r hp_n).
 Variable gru_cell(const Variable& xp, const Variable& hp, const Variable& h_prev);
+
+// --- attention (ops_attention.cpp); B batch, S source length, A attention size ---
+// Additive (Bahdanau) scores as one node: score[b,s] = v . tanh(uk[b,s,:] + wq[b,:]) for uk
+// [B,S,A], wq [B,A] and v [A] (or [1,A] as Linear(A, 1) stores it, or [A,1]); gives [B,S]. The
+// [B,S,A] tanh is not kept: the backward recomputes it.
+Variable additive_scores(const Variable& uk, const Variable& wq, const Variable& v);
 
 }  // namespace seqgrad

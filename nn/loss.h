@@ -1,12 +1,11 @@
 // Losses. cross_entropy takes logits [N,C] and int64 targets [N]: log-softmax and the negative
 // log-likelihood in one function, with PyTorch's ignore_index, label_smoothing and reduction.
+// It is the fused primitive of autograd/ops.h (ops_loss.cpp) behind PyTorch-style options.
 #pragma once
 
-#include "autograd/variable.h"
+#include "autograd/ops.h"
 
 namespace seqgrad {
-
-enum class Reduction { mean, sum, none };
 
 struct CrossEntropyOptions {
   std::int64_t ignore_index = -100;  // targets equal to this add nothing (padding)

@@ -83,5 +83,46 @@ TEST_CASE("attention: dot scores by hand; unknown names list the known ones") {
   CHECK_NOTHROW(make_scorer("general", unequal));
 }
 
+TEST_CASE("attention: fused additive_scores matches the composed v . tanh(uk + wq)") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(dtype));
+    Generator gen(9);
+    // A 13: a SIMD body and a tail for either dtype
+    Variable uk(normal({2, 3, 13}, 0, 1, dtype, gen), true);
+    Variable wq(normal({2, 13}, 0, 1, dtype, gen), true);
+    Variable v(normal({1, 13}, 0, 1, dtype, gen), true);
+    const Tensor dy = normal({2, 3}, 0, 1, dtype, gen);
+    additive_scores(uk, wq, v).backward(dy);
+    const Tensor fused[] = {uk.grad(), wq.grad(), v.grad()};
+    const Tensor fused_y = additive_scores(uk, wq, v).data();
+    uk.zero_grad();
+    wq.zero_grad();
+    v.zero_grad();
+    const Variable composed =
+        squeeze(matmul(tanh(uk + unsqueeze(wq, 1)), transpose(v, 0, 1)), 2);  // [2,3]
+    composed.backward(dy);
+    const double tol = dtype == DType::f32 ? 1e-5 : 1e-12;
+    const auto close = [&](const Tensor& a, const Tensor& b) {
+      REQUIRE(a.shape() == b.shape());
+      const auto x = a.to_vector<double>(), y = b.to_vector<double>();
+      for (std::size_t i = 0; i < x.size(); ++i) CHECK(std::abs(x[i] - y[i]) < tol);
+    };
+    close(fused_y, composed.data());
+    close(fused[0], uk.grad());
+    close(fused[1], wq.grad());
+    close(fused[2], v.grad());
+  }
+  const Variable uk(Tensor::zeros({2, 3, 4}));
+  CHECK_THROWS_WITH_AS(
+      additive_scores(uk, Variable(Tensor::zeros({2, 5})), Variable(Tensor::zeros({4}))),
+      doctest::Contains("additive_scores: uk [2,3,4], wq [2,5], v [4]"), ShapeError);
+  CHECK_THROWS_AS(
+      additive_scores(uk, Variable(Tensor::zeros({2, 4})), Variable(Tensor::zeros({2, 4}))),
+      ShapeError);
+  CHECK_THROWS_AS(additive_scores(uk, Variable(Tensor::zeros({2, 4}, DType::f64)),
+                                  Variable(Tensor::zeros({4}))),
+                  DTypeError);
+}
+
 }  // namespace
 }  // namespace seqgrad

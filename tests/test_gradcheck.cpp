@@ -411,6 +411,59 @@ std::vector<GradCase> cases() {
                  const Variable h1 = gru_cell(x[0], matmul(x[1], x[2]), x[1]);
                  return gru_cell(x[0], matmul(h1, x[2]), h1);
                }});
+  // --- attention ---
+  // A 9 runs the SIMD body (2, 4 or 8 double lanes) and the scalar tail.
+  c.push_back({"additive_scores", "A 9, v [1,A] as Linear(A, 1) stores it",
+               [] {
+                 return T{rnd({2, 3, 9}), rnd({2, 9}), rnd({1, 9})};
+               },
+               [](const V& x) { return additive_scores(x[0], x[1], x[2]); }});
+  c.push_back({"additive_scores", "strided uk and wq, v a [A,1] view",
+               [] {
+                 return T{rnd({2, 9, 3}).transpose(1, 2), rnd_t(2, 9), rnd({1, 5}).transpose(0, 1)};
+               },
+               [](const V& x) {
+                 return additive_scores(narrow(x[0], 2, 2, 5), narrow(x[1], 1, 4, 5), x[2]);
+               }});
+  c.push_back({"additive_scores", "v [A]; uk and v also used downstream",
+               [] {
+                 return T{rnd({3, 2, 4}), rnd({3, 4}), rnd({4})};
+               },
+               [](const V& x) {
+                 const Variable s = additive_scores(x[0], x[1], x[2]);  // [3,2]
+                 return s * sum(x[0], {2}) + sum(x[2]);
+               }});
+  // --- loss ---
+  // V 11 runs the SIMD body and the scalar tail; rows 1 and 3 are ignored.
+  for (const double eps : {0.0, 0.1}) {
+    for (const auto& [reduction, label] :
+         {std::pair{Reduction::none, "none"}, {Reduction::sum, "sum"}, {Reduction::mean, "mean"}}) {
+      c.push_back(
+          {"cross_entropy",
+           std::string("transposed logits [4,11], two rows ignored, eps ") +
+               (eps > 0 ? "0.1, " : "0, ") + label,
+           [] { return T{rnd_t(4, 11)}; },
+           [eps, reduction](const V& x) {
+             return cross_entropy(x[0], ids({10, -100, 0, -100}, {4}), -100, eps, reduction);
+           }});
+    }
+  }
+  c.push_back(
+      {"cross_entropy", "ignore_index 2, eps 1, logits also used downstream",
+       [] {
+         return T{rnd({3, 5})};
+       },
+       [](const V& x) {
+         const Variable l = cross_entropy(x[0], ids({2, 4, 1}, {3}), 2, 1.0, Reduction::mean);
+         return l * sum(x[0]);
+       }});
+  c.push_back({"cross_entropy", "every row ignored: mean is 0 with zero gradient",
+               [] {
+                 return T{rnd({2, 3})};
+               },
+               [](const V& x) {
+                 return cross_entropy(x[0], ids({-100, -100}, {2}), -100, 0.1, Reduction::mean);
+               }});
   return c;
 }
 

@@ -148,6 +148,70 @@ TEST_CASE("nn: cross_entropy values, ignore_index, label smoothing, reductions")
   CHECK_THROWS_AS(cross_entropy(logits, Tensor::from_list({1}, {1}, DType::i64)), ShapeError);
 }
 
+TEST_CASE("nn: cross_entropy is exact for large logits; an all-ignored batch gives 0, zero grad") {
+  // Logits near 1e4 in float32: log p = (x - max) - log sum is exact to float precision, where
+  // x - (max + log sum) would round at the ulp of 1e4 (about 1e-3).
+  const std::vector<float> x{10000.0F, 10001.5F, 9999.25F, 10000.75F, 10002.0F};
+  Variable logits(Tensor::from_vector(x, {1, 5}), true);
+  double lse = 0;
+  for (float v : x) lse += std::exp(static_cast<double>(v) - 10002.0);
+  const double want = (10002.0 + std::log(lse)) - 10001.5;  // target 1
+  const Variable loss = cross_entropy(logits, Tensor::from_list({1}, {1}, DType::i64));
+  CHECK(std::abs(loss.item() - want) < 1e-6);
+  loss.backward();
+  // dx_j = p_j - [j == 1]
+  for (std::int64_t j = 0; j < 5; ++j) {
+    const double p = std::exp(static_cast<double>(x[j]) - 10002.0) / lse;
+    CHECK(std::abs(logits.grad().at({0, j}) - (p - (j == 1))) < 1e-6);
+  }
+
+  Variable pad(Tensor::from_list({1, 2, 3, 4, 5, 6}, {2, 3}, DType::f64), true);
+  const Tensor all_pad = Tensor::from_list({-100, -100}, {2}, DType::i64);
+  const Variable zero = cross_entropy(pad, all_pad, {.label_smoothing = 0.1});
+  CHECK(zero.item() == 0.0);
+  zero.backward();
+  for (double g : pad.grad().to_vector<double>()) CHECK(g == 0.0);
+}
+
+TEST_CASE("nn: fused cross_entropy matches log_softmax + gather, every reduction and dtype") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    for (Reduction reduction : {Reduction::none, Reduction::sum, Reduction::mean}) {
+      for (double eps : {0.0, 0.1}) {
+        CAPTURE(dtype_name(dtype));
+        CAPTURE(static_cast<int>(reduction));
+        CAPTURE(eps);
+        Generator gen(4);
+        // V 37: SIMD body and tail in either dtype; row 2 ignored
+        Variable logits(normal({5, 37}, 0, 3, dtype, gen), true);
+        const Tensor t = Tensor::from_list({36, 0, -100, 17, 5}, {5}, DType::i64);
+        const Tensor dy = reduction == Reduction::none ? normal({5}, 0, 1, dtype, gen)
+                                                       : Tensor::scalar(0.7, dtype);
+        const Variable fused =
+            cross_entropy(logits, t, {.label_smoothing = eps, .reduction = reduction});
+        fused.backward(dy);
+        const Tensor fused_grad = logits.grad();
+        logits.zero_grad();
+        // The composed formula the fused op replaced.
+        const Tensor safe = Tensor::from_list({36, 0, 0, 17, 5}, {5, 1}, DType::i64);
+        const Tensor w = Tensor::from_list({1, 1, 0, 1, 1}, {5}, dtype);
+        const Variable logp = log_softmax(logits, 1);
+        Variable per = -reshape(gather(logp, 1, safe), {-1}) * (1.0 - eps) - mean(logp, {1}) * eps;
+        per = per * Variable(w);
+        const Variable composed = reduction == Reduction::none  ? per
+                                  : reduction == Reduction::sum ? sum(per)
+                                                                : sum(per) * 0.25;
+        composed.backward(dy);
+        const double tol = dtype == DType::f32 ? 1e-5 : 1e-12;
+        const auto a = fused.data().to_vector<double>(), b = composed.data().to_vector<double>();
+        REQUIRE(a.size() == b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) CHECK(std::abs(a[i] - b[i]) < tol * 10);
+        const auto ga = fused_grad.to_vector<double>(), gb = logits.grad().to_vector<double>();
+        for (std::size_t i = 0; i < ga.size(); ++i) CHECK(std::abs(ga[i] - gb[i]) < tol);
+      }
+    }
+  }
+}
+
 // Runs `rnn` on a padded batch and on each sequence alone; they must agree.
 void check_padding_matches_alone(CellType cell, bool bidirectional) {
   CAPTURE(cell_name(cell));

@@ -19,9 +19,10 @@ class ConcatScorer : public Scorer {
     register_module("v", v_);
   }
   Variable prepare(const Variable& keys) const override { return u_(keys); }  // [B,S,A]
+  // One fused node: the [B,S,A] tanh is neither stored nor on the tape. v_ is Linear(A, 1)
+  // (no bias) so that its weight, [1,A], keeps the parameter name v.weight.
   Variable score(const Variable& query, const Variable& uk) const override {
-    const Variable e = tanh(uk + unsqueeze(w_(query), 1));  // [B,S,A]
-    return squeeze(v_(e), 2);                               // [B,S]
+    return additive_scores(uk, w_(query), v_.weight);  // [B,S]
   }
 
  private:

@@ -10,18 +10,18 @@
 
 namespace seqgrad {
 
-#define SEQGRAD_OPS(X)                                                                       \
-  X(add, P)                                                                                  \
-  X(sub, P)                                                                                  \
-  X(mul, P)                                                                                  \
-  X(div, P) X(maximum, P) X(minimum, P) X(affine, P) X(neg, C) X(where, P) X(masked_fill, P) \
-      X(exp, P) X(log, P) X(tanh, P) X(sigmoid, P) X(relu, P) X(sqrt, P) X(pow, P) X(sum, P) \
-          X(mean, C) X(amax, P) X(reshape, P) X(permute, P) X(transpose, C) X(narrow, P)     \
-              X(select, C) X(unsqueeze, P) X(squeeze, P) X(expand, P) X(contiguous, P)       \
-                  X(concat, P) X(stack, C) X(split, C) X(matmul, P) X(index_select, P)       \
-                      X(embedding, P) X(gather, P) X(softmax, P) X(log_softmax, P)           \
-                          X(lstm_cell, P) X(lstm_layer, P) X(gru_cell, P)                    \
-                              X(additive_scores, P) X(cross_entropy, P)
+#define SEQGRAD_OPS(X)                                                                             \
+  X(add, P)                                                                                        \
+  X(sub, P)                                                                                        \
+  X(mul, P)                                                                                        \
+  X(div, P)                                                                                        \
+  X(maximum, P) X(minimum, P) X(affine, P) X(neg, C) X(where, P) X(masked_fill, P) X(exp, P)       \
+      X(log, P) X(tanh, P) X(sigmoid, P) X(relu, P) X(sqrt, P) X(pow, P) X(sum, P) X(mean, C)      \
+          X(amax, P) X(reshape, P) X(permute, P) X(transpose, C) X(narrow, P) X(select, C)         \
+              X(unsqueeze, P) X(squeeze, P) X(expand, P) X(contiguous, P) X(concat, P) X(stack, C) \
+                  X(split, C) X(matmul, P) X(index_select, P) X(embedding, P) X(gather, P)         \
+                      X(softmax, P) X(log_softmax, P) X(lstm_cell, P) X(lstm_layer, P)             \
+                          X(gru_cell, P) X(additive_scores, P) X(cross_entropy, P)
 
 enum class Op {
   leaf,  // not an op: a user-made value

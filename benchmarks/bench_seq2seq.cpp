@@ -1,38 +1,35 @@
-// Side-by-side benchmark of one seq2seq training step (forward + backward + Adam update) and of
-// greedy decoding, seqgrad against PyTorch on the identical model: the same architecture
-// (benchmarks/seq2seq_torch.py rebuilds it in PyTorch), the same weights (seqgrad's, handed over
-// in a safetensors file), the same batch and the same thread count. Before timing, the two sides
-// must agree on the parameter count, the initial loss and gradient norm; the greedy tokens are
-// compared too. The two sides are timed in alternating rounds (seqgrad, torch, seqgrad, ...) of
-// one run, the torch process answering commands on a pipe, so a slow phase of a shared machine
-// hits both; figures are medians and the ratio is the one to quote.
+// seqgrad against PyTorch on the identical seq2seq model, and against the machine's own limit.
+// For each model variant (size, scorer, fixed or padded lengths, or the G2P default model on a
+// real CMUdict batch) both sides get the same architecture (benchmarks/seq2seq_torch.py rebuilds
+// it in PyTorch), the same weights (seqgrad's, handed over in a safetensors file) and the same
+// batch; before timing they must agree on the parameter count, the initial loss and gradient norm
+// (greedy and beam tokens are compared too). Then training steps (forward, backward, clip at 5,
+// Adam), greedy decodes and beam-5 decodes are timed in alternating rounds of one run, seqgrad
+// with 1 and 2 worker threads and PyTorch with four thread settings, so a slow phase of a shared
+// machine hits every side. Figures are medians. The matmul-only time replays the gemm calls
+// one seqgrad step issued (recorded by the tensor layer) as raw cblas_sgemm calls.
 //
-//   bench_seq2seq                  both configurations (small, large), alternating rounds
-//   bench_seq2seq --quick          smoke run: a tiny model, two short rounds
-//   bench_seq2seq --seqgrad-only   no torch: our training steps only (for a profiler)
-//   options: --config small|large|all  --threads N  --rounds R  --steps N  --script PATH
+//   bench_seq2seq                   every variant (benchmarks/vs_pytorch runs this)
+//   bench_seq2seq --quick           smoke run: a tiny model, one round, parity checked
+//   bench_seq2seq --seqgrad-only    no torch (for a profiler)
+//   options: --config small|medium|large|g2p|all  --rounds R  --steps N  --cmudict PATH
+//            --script PATH
 //
 // Exit code: 0 after a run (speed is reported, not judged); 1 when the two sides disagree on the
-// model (parameter count, initial loss, gradient norm) or the torch process fails; 2 on a bad
-// argument.
+// model or the torch process fails; 2 on a bad argument.
 // Shape legend: B batch, S source length, T target length, E embedding, H hidden, V vocabulary.
 #include <cblas.h>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -40,55 +37,67 @@
 #include <unordered_set>
 #include <vector>
 
+#include "benchmarks/gemm_replay.h"
 #include "benchmarks/timing.h"
+#include "benchmarks/torch_process.h"
 #include "optim/adam.h"
 #include "optim/clip.h"
+#include "seq2seq/batch.h"
+#include "seq2seq/g2p.h"
 #include "seq2seq/model.h"
+#include "seq2seq/parallel.h"
 #include "seq2seq/search.h"
-#include "tensor/matmul.h"
+#include "tensor/allocator.h"
 #include "tensor/safetensors.h"
-
-extern char** environ;
 
 namespace {
 
+using seqgrad::Batch;
 using seqgrad::Generator;
 using seqgrad::ModelConfig;
 using seqgrad::Seq2Seq;
 using seqgrad::Tensor;
 using seqgrad::bench::now_seconds;
+using seqgrad::bench::TorchProcess;
+using seqgrad::bench::TorchThreads;
 
 // The logit bias given to </s> in the decoding copy of the model (both sides), so no hypothesis
-// ends early and every greedy decode runs max_len = T decoder steps.
+// ends early and every decode runs max_len = T decoder steps.
 constexpr double kEosBias = -30.0;
+constexpr std::int64_t kBeam = 5;
+constexpr double kClip = 5.0;
 
-struct BenchConfig {
-  std::string name;
-  std::int64_t vocab, embed, hidden, layers, batch, src_len, tgt_len;
-  int rounds;  // alternating rounds per figure
-  int steps;   // timed training steps (and decodes) per side per round, after one warm-up
+struct Variant {
+  std::string config;  // small, medium, large, g2p, quick
+  std::string scorer;  // general, concat
+  bool padded = true;  // source and target lengths vary within the batch
+  std::int64_t embed = 0, hidden = 0, layers = 1, batch = 0, len = 0;
+  double dropout = 0;
+  std::string label() const {
+    return fmt::format("{} {} {}", config, scorer, padded ? "padded" : "fixed");
+  }
 };
 
 struct Options {
-  bool quick = false;
-  bool seqgrad_only = false;
+  bool quick = false, seqgrad_only = false;
   std::string config = "all";
-  int threads = 0;  // 0: OpenBLAS's own default
-  int rounds = 0;   // 0: the configuration's
-  int steps = 0;
-  std::string script;
+  int rounds = 3, steps = 3;
+  std::string script, cmudict = "data/cmudict-en-us.dict";
 };
 
-struct Batch {
-  Tensor src, tgt_in, tgt_out;  // [B,S], [B,T], [B,T] int64, pad 0
-  std::vector<std::int64_t> lengths;
-};
+double median(std::vector<double> v) {
+  return v.empty() ? NAN : seqgrad::bench::summarize(std::move(v)).median;
+}
 
-// Source lengths in [S/2, S] (row 0 has S, so the batch is really S wide); targets of content
-// length in [(T-1)/2, T-1], then <s> y for tgt_in and y </s> for tgt_out; tokens from 4.
-Batch make_batch(const BenchConfig& c, Generator& gen) {
-  const std::int64_t B = c.batch, S = c.src_len, T = c.tgt_len;
-  auto draw = [&](std::int64_t lo, std::int64_t hi) {  // in [lo, hi]
+double rel_diff(double a, double b) {
+  return std::fabs(a - b) / std::max({std::fabs(a), std::fabs(b), 1e-12});
+}
+
+// Synthetic batch: vocabularies 40 (source) and 45 (target); S = T = len. Padded: row 0 has the
+// full length (so the batch really is len wide), the others a length in [len/2, len].
+Batch synthetic_batch(const Variant& v, Generator& gen) {
+  const std::int64_t B = v.batch, S = v.len, T = v.len;
+  auto draw = [&](std::int64_t lo, std::int64_t hi) {
     return lo + static_cast<std::int64_t>(gen.next_u64() % static_cast<std::uint64_t>(hi - lo + 1));
   };
   Batch b;
@@ -99,174 +108,140 @@ Batch make_batch(const BenchConfig& c, Generator& gen) {
   auto* pi = b.tgt_in.data<std::int64_t>();
   auto* po = b.tgt_out.data<std::int64_t>();
   for (std::int64_t r = 0; r < B; ++r) {
-    const std::int64_t len = r == 0 ? S : draw(std::max<std::int64_t>(1, S / 2), S);
-    b.lengths.push_back(len);
-    for (std::int64_t i = 0; i < len; ++i) ps[r * S + i] = draw(4, c.vocab - 1);
-    const std::int64_t n = draw(std::max<std::int64_t>(1, (T - 1) / 2), T - 1);
+    const std::int64_t len = !v.padded || r == 0 ? S : draw(std::max<std::int64_t>(1, S / 2), S);
+    b.src_lengths.push_back(len);
+    b.example_index.push_back(static_cast<std::size_t>(r));
+    for (std::int64_t i = 0; i < len; ++i) ps[r * S + i] = draw(4, 39);
+    const std::int64_t n =
+        !v.padded || r == 0 ? T - 1 : draw(std::max<std::int64_t>(1, (T - 1) / 2), T - 1);
     pi[r * T] = seqgrad::kBosId;
-    for (std::int64_t i = 0; i < n; ++i) po[r * T + i] = pi[r * T + i + 1] = draw(4, c.vocab - 1);
+    for (std::int64_t i = 0; i < n; ++i) po[r * T + i] = pi[r * T + i + 1] = draw(4, 44);
     po[r * T + n] = seqgrad::kEosId;
   }
   return b;
 }
 
-ModelConfig model_config(const BenchConfig& c) {
-  return {.src_vocab = c.vocab,
-          .tgt_vocab = c.vocab,
-          .embed = c.embed,
-          .hidden = c.hidden,
-          .layers = c.layers,
+// A real training batch of the G2P task, as `seqgrad train --task g2p` draws them (epoch 0 of
+// seed 1): of the first 101 batches, the one of median source width; with the vocabulary sizes
+// the training split implies.
+struct RealBatch {
+  Batch batch;
+  std::int64_t src_vocab = 0, tgt_vocab = 0;
+};
+RealBatch g2p_batch(const std::string& cmudict, std::int64_t batch_size) {
+  const seqgrad::DataSplits d = seqgrad::split_g2p(seqgrad::read_cmudict(cmudict));
+  const auto words = seqgrad::Tokenization::words, chars = seqgrad::Tokenization::chars;
+  const seqgrad::Vocab sv = seqgrad::build_source_vocab(d.train, chars);
+  const seqgrad::Vocab tv = seqgrad::build_target_vocab(d.train, words);
+  const seqgrad::Batcher batcher(d.train, sv, tv,
+                                 {.batch_size = batch_size,
+                                  .source_tokenization = chars,
+                                  .target_tokenization = words,
+                                  .seed = 1});
+  const auto plan = batcher.epoch_plan(0);
+  std::vector<std::pair<std::int64_t, std::size_t>> widths;  // (source width, batch)
+  for (std::size_t i = 0; i < std::min<std::size_t>(101, plan.size()); ++i) {
+    widths.emplace_back(batcher.make_batch(plan[i]).src.size(1), i);
+  }
+  std::sort(widths.begin(), widths.end());
+  return {batcher.make_batch(plan[widths[widths.size() / 2].second]), sv.size(), tv.size()};
+}
+
+ModelConfig model_config(const Variant& v, std::int64_t src_vocab, std::int64_t tgt_vocab) {
+  return {.src_vocab = src_vocab,
+          .tgt_vocab = tgt_vocab,
+          .embed = v.embed,
+          .hidden = v.hidden,
+          .layers = v.layers,
           .cell = "lstm",
           .bidirectional = true,
-          .dropout = 0.0,
-          .attention = "concat",
+          .dropout = v.dropout,
+          .attention = v.scorer,
           .style = "luong"};
 }
 
-// The tape behind a loss: its op nodes, and the memory their outputs hold (distinct storages,
-// so views are not counted twice).
-struct TapeCensus {
-  std::int64_t nodes = 0;
-  double mib = 0;
-};
-
-TapeCensus tape_census(const seqgrad::Variable& root) {
-  std::unordered_set<const seqgrad::VarImpl*> seen;
-  std::unordered_set<const seqgrad::Storage*> storages;
-  std::vector<const seqgrad::VarImpl*> todo{root.impl().get()};
-  TapeCensus c;
-  while (!todo.empty()) {
-    const seqgrad::VarImpl* v = todo.back();
-    todo.pop_back();
-    if (!seen.insert(v).second || v->is_leaf()) continue;
-    ++c.nodes;
-    if (storages.insert(v->data.storage().get()).second) {
-      c.mib += static_cast<double>(v->data.storage()->nbytes()) / (1024.0 * 1024.0);
-    }
-    for (const auto& in : v->inputs) todo.push_back(in.get());
+// The process's peak resident memory since the last reset_peak(), MiB (Linux's VmHWM).
+double peak_rss_mib() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
   }
-  return c;
+  return NAN;
+}
+void reset_peak() {
+  std::ofstream("/proc/self/clear_refs") << "5";
 }
 
-[[noreturn]] void fail(const std::string& what) {
-  throw std::runtime_error(what);
+// One timed figure of every side: our two thread counts, then each torch setting.
+struct Figure {
+  std::string name;
+  std::vector<std::vector<double>> ours;    // [threads index] samples, ms
+  std::vector<std::vector<double>> theirs;  // [torch setting] samples, ms
+};
+
+struct VariantResult {
+  Variant v;
+  std::vector<Figure> figures;
+  double matmul_ms = NAN, gflop = 0, tiny_gflop = 0;
+  std::int64_t gemm_calls = 0, tiny_calls = 0;
+  double our_rss = NAN, their_rss = NAN;
+  std::string their_core = "-";
+};
+
+const std::vector<TorchThreads>& torch_settings() {
+  static const std::vector<TorchThreads> s = {
+      {"1", 1, 1, false}, {"2", 2, 2, false}, {"1+2blas", 1, 2, false}, {"2 passive", 2, 2, true}};
+  return s;
 }
+constexpr std::array<int, 2> kOurThreads = {1, 2};
 
-// The torch side: seq2seq_torch.py --serve, fed commands on its stdin, answering one JSON line
-// each on its stdout (its stderr is ours).
-class TorchProcess {
- public:
-  TorchProcess(const std::string& script, const std::string& weights, int threads) {
-    int to_child[2], from_child[2];
-    if (::pipe2(to_child, O_CLOEXEC) != 0 || ::pipe2(from_child, O_CLOEXEC) != 0) {
-      fail("pipe2 failed");
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, to_child[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, from_child[1], 1);
-    const std::string thr = std::to_string(threads);
-    std::vector<std::string> args = {"/usr/bin/python3", script, "--serve", "--weights", weights,
-                                     "--threads",        thr};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(to_child[0]);
-    ::close(from_child[1]);
-    if (rc != 0) fail(fmt::format("cannot start {}: {}", argv[0], std::strerror(rc)));
-    to_ = ::fdopen(to_child[1], "w");
-    from_ = ::fdopen(from_child[0], "r");
+// Compares the torch twin's parity figures with ours; throws when the models disagree.
+void check_parity(const nlohmann::json& info, std::int64_t params, double loss, double norm,
+                  const std::vector<seqgrad::Hypothesis>& greedy,
+                  const std::vector<seqgrad::Hypothesis>& beam) {
+  const nlohmann::json& p = info.at("parity");
+  if (info.at("params").get<std::int64_t>() != params) {
+    throw std::runtime_error(fmt::format("parameter counts differ: seqgrad {}, torch {}", params,
+                                         info.at("params").get<std::int64_t>()));
   }
-  TorchProcess(const TorchProcess&) = delete;
-  TorchProcess& operator=(const TorchProcess&) = delete;
-  ~TorchProcess() {
-    std::fputs("quit\n", to_);
-    std::fclose(to_);
-    std::fclose(from_);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
+  const double dl = rel_diff(loss, p.at("loss").get<double>());
+  const double dn = rel_diff(norm, p.at("grad_norm").get<double>());
+  std::int64_t same_greedy = 0, same_beam = 0;
+  const auto& decoded = p.at("decoded");
+  const auto& beamed = info.at("beam_parity").at("tokens");
+  for (std::size_t b = 0; b < greedy.size(); ++b) {
+    std::vector<std::int64_t> row = decoded.at(b).get<std::vector<std::int64_t>>();
+    row.erase(std::find(row.begin(), row.end(), seqgrad::kEosId), row.end());
+    same_greedy += row == greedy[b].tokens;
+    same_beam += beamed.at(b).get<std::vector<std::int64_t>>() == beam[b].tokens;
   }
-
-  nlohmann::json read() {
-    std::string line;
-    for (int ch; (ch = std::fgetc(from_)) != EOF && ch != '\n';)
-      line.push_back(static_cast<char>(ch));
-    if (line.empty()) {
-      fail(
-          "the torch process ended without an answer (see its message above; HINT: it needs "
-          "Debian's /usr/bin/python3 with python3-torch)");
-    }
-    return nlohmann::json::parse(line);
-  }
-  nlohmann::json request(const std::string& command) {
-    if (std::fputs((command + "\n").c_str(), to_) < 0 || std::fflush(to_) != 0) {
-      fail("cannot write to the torch process (it has exited)");
-    }
-    return read();
-  }
-
- private:
-  pid_t pid_ = 0;
-  FILE* to_ = nullptr;
-  FILE* from_ = nullptr;
-};
-
-struct Samples {
-  std::vector<double> ms;            // every timed call, in ms
-  std::vector<double> round_median;  // one per round
-};
-
-double median(std::vector<double> v) {
-  return seqgrad::bench::summarize(std::move(v)).median;
-}
-
-struct Row {
-  std::string config, figure;
-  Samples ours, theirs;
-  int threads;
-  std::string our_core, their_core;
-};
-
-void print_table(const std::vector<Row>& rows) {
   fmt::print(
-      "\n== seqgrad vs PyTorch, identical model, weights and batch (medians of alternating "
-      "rounds) ==\n"
-      "ratio = seqgrad ms / torch ms = torch speed / seqgrad speed (above 1: seqgrad is "
-      "slower);\n"
-      "per-round = the same ratio within each round (min..max over rounds).\n");
-  fmt::print("  {:<8} {:<14} {:>11} {:>11} {:>6} {:>13} {:>5} {:<18} {}\n", "config", "figure",
-             "seqgrad ms", "torch ms", "ratio", "per-round", "thr", "core (ours/torch)", "n");
-  for (const Row& r : rows) {
-    std::vector<double> per_round;
-    for (std::size_t i = 0; i < r.ours.round_median.size(); ++i) {
-      per_round.push_back(r.ours.round_median[i] / r.theirs.round_median[i]);
-    }
-    const auto [lo, hi] = std::minmax_element(per_round.begin(), per_round.end());
-    const double a = median(r.ours.ms), b = median(r.theirs.ms);
-    fmt::print("  {:<8} {:<14} {:>11.2f} {:>11.2f} {:>6.2f} {:>13} {:>5} {:<18} {}\n", r.config,
-               r.figure, a, b, a / b, fmt::format("{:.2f}..{:.2f}", *lo, *hi), r.threads,
-               r.our_core + "/" + r.their_core, r.ours.ms.size());
+      "  parity with torch {}: loss rel. diff {:.1e}, gradient norm {:.1e}; identical tokens: "
+      "greedy {}/{}, beam-5 {}/{}\n",
+      info.at("torch_version").get<std::string>(), dl, dn, same_greedy, greedy.size(), same_beam,
+      beam.size());
+  if (dl > 1e-4 || dn > 1e-3) {
+    throw std::runtime_error(
+        "the two models disagree (loss within 1e-4 and gradient norm within 1e-3 expected)");
   }
 }
 
-// Relative difference, with an absolute floor for values near 0.
-double rel_diff(double a, double b) {
-  return std::fabs(a - b) / std::max({std::fabs(a), std::fabs(b), 1e-12});
-}
+// Our side of a variant: the model being trained, a decoding copy with the </s> bias, Adam.
+struct OurSide {
+  Generator gen{1234};
+  ModelConfig mc;
+  Seq2Seq model, decode_model;
+  Batch batch;
+  seqgrad::Adam adam;
+  std::vector<std::unique_ptr<seqgrad::DataParallel>> parallel;  // one per thread count
+  double last_loss = 0;
 
-void run_config(const BenchConfig& c, const Options& opt, int threads, std::vector<Row>& rows) {
-  fmt::print(
-      "\n== {}: vocab {}, embed {}, hidden {} (encoder {} per direction), layers {}, "
-      "batch {}, source {}, target {} ==\n",
-      c.name, c.vocab, c.embed, c.hidden, c.hidden / 2, c.layers, c.batch, c.src_len, c.tgt_len);
-  Generator gen(1234);
-  const ModelConfig mc = model_config(c);
-  Seq2Seq model(mc, gen), decode_model(mc, gen);
-  model.train();
-  decode_model.eval();
-  {  // the decoding copy: the same weights, and </s> never wins
+  OurSide(const ModelConfig& config, Batch b)
+      : mc(config),
+        model(mc, gen),
+        decode_model(mc, gen),
+        batch(std::move(b)),
+        adam(model.parameters(), {.lr = 1e-3}) {
     seqgrad::NoGradGuard no_grad;
     const auto src = model.named_parameters(), dst = decode_model.named_parameters();
     for (std::size_t i = 0; i < src.size(); ++i) {
@@ -275,194 +250,263 @@ void run_config(const BenchConfig& c, const Options& opt, int threads, std::vect
     }
     Tensor bias = decode_model.parameter("decoder.project.bias").data();
     bias.select(0, seqgrad::kEosId).fill_(kEosBias);
+    decode_model.eval();
+    for (int t : kOurThreads) parallel.push_back(std::make_unique<seqgrad::DataParallel>(model, t));
   }
-  const Batch batch = make_batch(c, gen);
-  const seqgrad::SearchOptions search{.beam = 1, .max_len = c.tgt_len};
+  std::int64_t max_len() const { return batch.tgt_out.size(1); }
+  void train_step(std::size_t threads_index) {
+    adam.zero_grad();
+    const seqgrad::StepLoss r = parallel[threads_index]->loss_backward(batch, {}, gen);
+    seqgrad::clip_grad_norm(model.parameters(), kClip);
+    adam.step();
+    last_loss = r.loss;
+  }
+  void decode(std::size_t threads_index, std::int64_t beam) {
+    (void)seqgrad::parallel_beam_search({&decode_model}, batch.src, batch.src_lengths,
+                                        {.beam = beam, .max_len = max_len()},
+                                        kOurThreads[threads_index]);
+  }
+};
 
-  // Our parity figures at the initial weights.
-  seqgrad::LossResult r0 =
-      model.loss(batch.src, batch.lengths, batch.tgt_in, batch.tgt_out, {}, gen);
-  const TapeCensus tape = tape_census(r0.loss);
-  r0.loss.backward();
-  const double loss0 = r0.loss.item();
-  const std::int64_t tokens0 = r0.tokens;
-  const double norm0 = seqgrad::grad_norm(model.parameters());
-  model.zero_grad();
-  r0 = {};  // frees the tape
-  const std::vector<seqgrad::Hypothesis> hyp0 =
-      seqgrad::beam_search(decode_model, batch.src, batch.lengths, search);
-  fmt::print("seqgrad: {} parameters, initial loss {:.6f} over {} tokens, gradient norm {:.6f}\n",
-             model.num_parameters(), loss0, tokens0, norm0);
+VariantResult run_variant(const Variant& v, const Options& opt) {
+  VariantResult res;
+  res.v = v;
+  seqgrad::storage_cache_clear();
+  reset_peak();
+  Batch batch;
+  std::int64_t sv = 40, tv = 45;
+  if (v.config == "g2p") {
+    RealBatch rb = g2p_batch(opt.cmudict, v.batch);
+    batch = std::move(rb.batch);
+    sv = rb.src_vocab;
+    tv = rb.tgt_vocab;
+  } else {
+    Generator g(99);
+    batch = synthetic_batch(v, g);
+  }
+  OurSide ours(model_config(v, sv, tv), std::move(batch));
+  const Batch& b = ours.batch;
+  fmt::print(
+      "\n== {}: embed {}, hidden {} (encoder {} per direction), layers {}, dropout {}, batch {}, "
+      "source {} x target {}, vocab {} -> {}, {} target tokens ==\n",
+      v.label(), v.embed, v.hidden, v.hidden / 2, v.layers, v.dropout, b.size(), b.src.size(1),
+      b.tgt_out.size(1), sv, tv, b.target_tokens());
 
-  std::unique_ptr<TorchProcess> torch;
-  std::string torch_core = "-";
-  const std::filesystem::path weights =
-      std::filesystem::temp_directory_path() /
-      fmt::format("bench_seq2seq-{}-{}.safetensors", ::getpid(), c.name);
+  // Parity figures at the initial weights, dropout off; the recorded gemm list of one step.
+  ours.model.eval();
+  std::vector<seqgrad::GemmCall> gemms;
+  double loss0 = 0, norm0 = 0;
+  {
+    seqgrad::GemmRecording rec;
+    seqgrad::LossResult r =
+        ours.model.loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out, {}, ours.gen);
+    r.loss.backward();
+    loss0 = r.loss.item();
+    norm0 = seqgrad::grad_norm(ours.model.parameters());
+    gemms = rec.calls();
+  }
+  ours.model.zero_grad();
+  ours.model.train();
+  const auto greedy0 = seqgrad::beam_search(ours.decode_model, b.src, b.src_lengths,
+                                            {.beam = 1, .max_len = ours.max_len()});
+  const auto beam0 = seqgrad::beam_search(ours.decode_model, b.src, b.src_lengths,
+                                          {.beam = kBeam, .max_len = ours.max_len()});
+  fmt::print("  seqgrad: {} parameters, initial loss {:.6f}, gradient norm {:.6f}\n",
+             ours.model.num_parameters(), loss0, norm0);
+
+  std::vector<std::unique_ptr<TorchProcess>> torch;
   if (!opt.seqgrad_only) {
+    const std::filesystem::path weights =
+        std::filesystem::temp_directory_path() /
+        fmt::format("bench_seq2seq-{}-{}.safetensors", ::getpid(), v.config);
     std::vector<std::pair<std::string, Tensor>> tensors;
-    for (const auto& [name, p] : model.named_parameters())
+    for (const auto& [name, p] : ours.model.named_parameters())
       tensors.emplace_back("param." + name, p.data());
-    tensors.emplace_back("batch.src", batch.src);
-    tensors.emplace_back("batch.src_lengths", Tensor::from_vector(batch.lengths, {c.batch}));
-    tensors.emplace_back("batch.tgt_in", batch.tgt_in);
-    tensors.emplace_back("batch.tgt_out", batch.tgt_out);
+    tensors.emplace_back("batch.src", b.src);
+    tensors.emplace_back("batch.src_lengths", Tensor::from_vector(b.src_lengths, {b.size()}));
+    tensors.emplace_back("batch.tgt_in", b.tgt_in);
+    tensors.emplace_back("batch.tgt_out", b.tgt_out);
     seqgrad::save_safetensors(weights.string(), tensors,
-                              {{"config", mc.to_json().dump()},
-                               {"decode_max_len", std::to_string(c.tgt_len)},
+                              {{"config", ours.mc.to_json().dump()},
+                               {"decode_max_len", std::to_string(ours.max_len())},
                                {"eos_bias", fmt::format("{}", kEosBias)}});
-    struct RemoveFile {  // however the torch process fares
+    struct RemoveFile {
       std::filesystem::path path;
       ~RemoveFile() {
         std::error_code ec;
         std::filesystem::remove(path, ec);
       }
     } remove_weights{weights};
-    torch = std::make_unique<TorchProcess>(opt.script, weights.string(), threads);
-    const nlohmann::json info = torch->read();  // sent once the file is read
-    torch_core = info.at("corename").get<std::string>();
-    const nlohmann::json& p = info.at("parity");
-    fmt::print(
-        "torch {}: {} parameters, initial loss {:.6f} over {} tokens, gradient norm {:.6f}\n",
-        info.at("torch_version").get<std::string>(), info.at("params").get<std::int64_t>(),
-        p.at("loss").get<double>(), p.at("tokens").get<std::int64_t>(),
-        p.at("grad_norm").get<double>());
-    fmt::print("threads: seqgrad OpenBLAS {}; torch {} (intra-op) + OpenBLAS {}\n", threads,
-               info.at("torch_threads").get<int>(), info.at("openblas_threads").dump());
-    if (info.at("params").get<std::int64_t>() != model.num_parameters()) {
-      fail(fmt::format("parameter counts differ: seqgrad {}, torch {}", model.num_parameters(),
-                       info.at("params").get<std::int64_t>()));
+    for (const TorchThreads& t : torch_settings()) {
+      torch.push_back(std::make_unique<TorchProcess>(opt.script, weights.string(), t));
+      if (opt.quick) break;
     }
-    const double dl = rel_diff(loss0, p.at("loss").get<double>());
-    const double dn = rel_diff(norm0, p.at("grad_norm").get<double>());
-    fmt::print("parity: loss rel. diff {:.1e}, gradient norm rel. diff {:.1e}", dl, dn);
-    if (dl > 1e-4 || dn > 1e-3) {
-      fmt::print("\n");
-      fail("the two models disagree (loss within 1e-4 and gradient norm within 1e-3 expected)");
-    }
-    // Greedy tokens: ours exclude </s>, torch's rows run to the step count.
-    const auto& decoded = p.at("decoded");
-    std::int64_t same = 0;
-    for (std::size_t b = 0; b < hyp0.size(); ++b) {
-      std::vector<std::int64_t> row = decoded.at(b).get<std::vector<std::int64_t>>();
-      const auto eos = std::find(row.begin(), row.end(), seqgrad::kEosId);
-      row.erase(eos, row.end());
-      same += row == hyp0[b].tokens;
-    }
-    fmt::print(", greedy tokens identical in {}/{} rows ({} steps)\n", same, hyp0.size(),
-               p.at("decode_steps").get<int>());
+    const nlohmann::json& info = torch.front()->info();
+    res.their_core = info.at("corename").get<std::string>();
+    check_parity(info, ours.model.num_parameters(), loss0, norm0, greedy0, beam0);
   }
 
-  seqgrad::Adam adam(model.parameters(), {.lr = 1e-3});
-  double our_loss = 0;
-  // Where our step's time goes, recorded on every call (the clock reads cost nanoseconds).
-  std::vector<double> forward_ms, backward_ms, adam_ms, teardown_ms;
-  auto train_step = [&] {
-    const double t0 = now_seconds();
-    adam.zero_grad();
-    seqgrad::LossResult r =
-        model.loss(batch.src, batch.lengths, batch.tgt_in, batch.tgt_out, {}, gen);
-    const double t1 = now_seconds();
-    r.loss.backward();
-    const double t2 = now_seconds();
-    adam.step();
-    const double t3 = now_seconds();
-    our_loss = r.loss.item();
-    r = {};  // the last reference to the tape: frees every node
-    const double t4 = now_seconds();
-    forward_ms.push_back((t1 - t0) * 1e3);
-    backward_ms.push_back((t2 - t1) * 1e3);
-    adam_ms.push_back((t3 - t2) * 1e3);
-    teardown_ms.push_back((t4 - t3) * 1e3);
-  };
-  std::size_t decode_steps = 0;
-  auto decode = [&] {
-    const auto h = seqgrad::beam_search(decode_model, batch.src, batch.lengths, search);
-    decode_steps = h.front().tokens.size();
-  };
-  const int rounds = opt.rounds > 0 ? opt.rounds : c.rounds;
-  const int steps = opt.steps > 0 ? opt.steps : c.steps;
-  // Each side's worker threads (OpenBLAS, OpenMP) may spin for a while after its round; the
-  // pause lets them go idle before the other side is timed.
-  const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); };
+  // The matmul-only time: the step's gemm list, replayed (medians of several passes).
+  seqgrad::bench::GemmReplay replay(gemms);
+  {
+    std::vector<double> passes;
+    for (int i = 0; i < 7; ++i) passes.push_back(replay.run() * 1e3);
+    res.matmul_ms = median(passes);
+  }
+  res.gflop = replay.gflop;
+  res.tiny_gflop = replay.tiny_gflop;
+  res.gemm_calls = static_cast<std::int64_t>(replay.calls.size());
+  res.tiny_calls = replay.tiny;
+  fmt::print(
+      "  one step's products: {} gemm calls, {:.2f} GFLOP, raw sgemm {:.2f} ms ({:.0f} "
+      "GFLOP/s); {} tiny products ({:.3f} GFLOP) on SIMD loops. Largest:\n{}",
+      res.gemm_calls, res.gflop, res.matmul_ms, res.gflop / res.matmul_ms * 1e3, res.tiny_calls,
+      res.tiny_gflop, replay.top_shapes(5));
 
-  for (const char* figure : {"train step", "greedy decode"}) {
-    const bool train = std::string_view(figure) == "train step";
-    const std::function<void()> call = train ? std::function<void()>(train_step) : decode;
-    Row row{c.name, figure, {}, {}, threads, seqgrad::blas_core_name(), torch_core};
-    double their_last = 0;
+  const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(150)); };
+  const int rounds = opt.rounds, steps = opt.steps;
+  struct Spec {
+    const char* name;
+    std::string command;
+    std::function<void(std::size_t)> ours;
+  };
+  const std::vector<Spec> specs = {
+      {"train step", fmt::format("train 1 {}", steps), [&](std::size_t t) { ours.train_step(t); }},
+      {"greedy decode", fmt::format("decode 1 {}", steps),
+       [&](std::size_t t) { ours.decode(t, 1); }},
+      {"beam-5 decode", fmt::format("beam 1 {} {}", steps, kBeam),
+       [&](std::size_t t) { ours.decode(t, kBeam); }},
+  };
+  for (const Spec& s : specs) {
+    Figure f{s.name, std::vector<std::vector<double>>(kOurThreads.size()),
+             std::vector<std::vector<double>>(torch.size())};
     for (int round = 0; round < rounds; ++round) {
-      call();  // warm-up
-      std::vector<double> ms;
-      for (int s = 0; s < steps; ++s) {
-        const double t0 = now_seconds();
-        call();
-        ms.push_back((now_seconds() - t0) * 1e3);
+      for (std::size_t t = 0; t < kOurThreads.size(); ++t) {
+        s.ours(t);  // warm-up
+        for (int i = 0; i < steps; ++i) {
+          const double t0 = now_seconds();
+          s.ours(t);
+          f.ours[t].push_back((now_seconds() - t0) * 1e3);
+        }
+        settle();
       }
-      row.ours.round_median.push_back(median(ms));
-      row.ours.ms.insert(row.ours.ms.end(), ms.begin(), ms.end());
-      if (!torch) continue;
-      settle();
-      const nlohmann::json a =
-          torch->request(fmt::format("{} 1 {}", train ? "train" : "decode", steps));
-      const auto tms = a.at("ms").get<std::vector<double>>();
-      row.theirs.round_median.push_back(median(tms));
-      row.theirs.ms.insert(row.theirs.ms.end(), tms.begin(), tms.end());
-      their_last = train ? a.at("loss").get<double>() : a.at("steps").get<double>();
-      settle();
+      for (std::size_t k = 0; k < torch.size(); ++k) {
+        const nlohmann::json a = torch[k]->request(s.command);
+        for (double ms : a.at("ms").get<std::vector<double>>()) f.theirs[k].push_back(ms);
+        settle();
+      }
     }
-    fmt::print("{} ({} rounds x {} after 1 warm-up): seqgrad median {:.2f} ms", figure, rounds,
-               steps, median(row.ours.ms));
-    if (torch) fmt::print(", torch median {:.2f} ms", median(row.theirs.ms));
-    if (train) {
-      fmt::print("; loss after {} steps: seqgrad {:.5f}", rounds * (steps + 1), our_loss);
-      if (torch) fmt::print(", torch {:.5f}", their_last);
-      fmt::print(
-          "\n  seqgrad step phases (medians): forward {:.2f} ms, backward {:.2f} ms, Adam {:.2f} "
-          "ms, tape teardown {:.2f} ms",
-          median(forward_ms), median(backward_ms), median(adam_ms), median(teardown_ms));
-      fmt::print("\n  seqgrad tape: {} op nodes per step, their outputs hold {:.1f} MiB",
-                 tape.nodes, tape.mib);
-    } else {
-      fmt::print("; decoder steps per decode: seqgrad {}", decode_steps);
-      if (torch) fmt::print(", torch {}", their_last);
+    fmt::print("  {}: seqgrad 1/2 threads {:.2f} / {:.2f} ms", s.name, median(f.ours[0]),
+               median(f.ours[1]));
+    for (std::size_t k = 0; k < torch.size(); ++k) {
+      fmt::print("; torch {} {:.2f}", torch_settings()[k].name, median(f.theirs[k]));
     }
     fmt::print("\n");
-    if (torch) rows.push_back(std::move(row));
+    res.figures.push_back(std::move(f));
+  }
+  res.our_rss = peak_rss_mib();
+  if (!torch.empty())
+    res.their_rss = torch.front()->request("rss").at("peak_rss_mib").get<double>();
+  return res;
+}
+
+double best_of(const std::vector<std::vector<double>>& sides) {
+  double best = INFINITY;
+  for (const auto& s : sides) best = std::min(best, median(s));
+  return best;
+}
+
+void print_tables(const std::vector<VariantResult>& results, bool with_torch) {
+  fmt::print(
+      "\n== seqgrad vs PyTorch: medians in ms (OpenBLAS core: seqgrad {}, torch {}) ==\n"
+      "speed-up = torch ms / seqgrad ms (above 1: seqgrad is faster); best = each side's "
+      "fastest thread setting; 2/1 = seqgrad's own 1-thread time over its 2-thread time.\n",
+      seqgrad::blas_core_name(), results.empty() ? "-" : results.front().their_core);
+  fmt::print(
+      "| variant | figure | seqgrad 1 | seqgrad 2 | 2/1 | torch 1 | torch 2 | torch 1+2blas | "
+      "torch 2 passive | speed-up 1 thread | speed-up best |\n");
+  fmt::print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+  for (const VariantResult& r : results) {
+    for (const Figure& f : r.figures) {
+      const double o1 = median(f.ours[0]), o2 = median(f.ours[1]);
+      std::string theirs;
+      for (std::size_t k = 0; k < torch_settings().size(); ++k) {
+        theirs += k < f.theirs.size() ? fmt::format(" {:.1f} |", median(f.theirs[k])) : " - |";
+      }
+      const double t1 = with_torch ? median(f.theirs[0]) : NAN;
+      fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.2f} |{} {:.2f} | {:.2f} |\n", r.v.label(),
+                 f.name, o1, o2, o1 / o2, theirs, t1 / o1, best_of(f.theirs) / best_of(f.ours));
+    }
+  }
+  fmt::print(
+      "\n| variant | step 1 thread ms | matmul-only ms | ratio | GFLOP | tiny products | peak RSS "
+      "seqgrad MiB | peak RSS torch MiB |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+  for (const VariantResult& r : results) {
+    const double step = median(r.figures.front().ours[0]);
+    fmt::print("| {} | {:.1f} | {:.1f} | {:.2f} | {:.2f} | {} | {:.0f} | {:.0f} |\n", r.v.label(),
+               step, r.matmul_ms, step / r.matmul_ms, r.gflop, r.tiny_calls, r.our_rss,
+               r.their_rss);
   }
 }
 
+void print_script_lines(const std::vector<VariantResult>& results) {
+  for (const VariantResult& r : results) {
+    if (r.v.config != "medium" || r.v.scorer != "general" || !r.v.padded) continue;
+    const Figure& step = r.figures.front();
+    fmt::print("medium step / matmul-only time (general, 1 thread): {:.2f}\n",
+               median(step.ours[0]) / r.matmul_ms);
+    fmt::print("train speedup vs pytorch (medium, general, best threads): {:.2f}\n",
+               best_of(step.theirs) / best_of(step.ours));
+  }
+}
+
+std::vector<Variant> variants(const Options& opt) {
+  if (opt.quick) return {{"quick", "concat", true, 8, 16, 1, 4, 5, 0.0}};
+  std::vector<Variant> all;
+  for (const char* scorer : {"general", "concat"}) {
+    for (bool padded : {true, false}) {
+      all.push_back({"small", scorer, padded, 64, 128, 1, 32, 12, 0.0});
+      all.push_back({"medium", scorer, padded, 128, 256, 1, 64, 20, 0.0});
+    }
+    all.push_back({"large", scorer, true, 256, 512, 1, 64, 30, 0.0});
+    // The G2P default model (seqgrad train --task g2p): 2 layers, dropout 0.2, batch 64.
+    all.push_back({"g2p", scorer, true, 128, 256, 2, 64, 0, 0.2});
+  }
+  std::vector<Variant> picked;
+  for (const Variant& v : all) {
+    if (opt.config == "all" || opt.config == v.config) picked.push_back(v);
+  }
+  std::stable_sort(picked.begin(), picked.end(), [](const Variant& a, const Variant& b) {
+    const auto rank = [](const std::string& c) {
+      return c == "small" ? 0 : c == "medium" ? 1 : c == "large" ? 2 : 3;
+    };
+    return rank(a.config) < rank(b.config);
+  });
+  return picked;
+}
+
 int run(const Options& opt) {
-  if (opt.threads > 0) openblas_set_num_threads(opt.threads);
-  const int threads = openblas_get_num_threads();
   double load = 0;
   if (FILE* f = std::fopen("/proc/loadavg", "r")) {
     if (std::fscanf(f, "%lf", &load) != 1) load = 0;
     std::fclose(f);
   }
-  const unsigned cores = std::thread::hardware_concurrency();
   fmt::print(
-      "bench_seq2seq ({} run): OpenBLAS core {}, {} thread(s); load average {:.1f} on {} "
-      "cores\n",
-      opt.quick ? "--quick" : "full", seqgrad::blas_core_name(), threads, load, cores);
-  if (threads > 1 && load + threads > cores) {
-    fmt::print(
-        "NOTE: the cores are oversubscribed; threads that spin while they wait (OpenMP in torch, "
-        "OpenBLAS on both sides) then measure the contention more than the code. --threads 1 "
-        "gives the fairer comparison on a busy machine.\n");
+      "bench_seq2seq: OpenBLAS core {}; load average {:.1f} on {} cores; {} round(s) of {} "
+      "timed call(s) per side and figure\n",
+      seqgrad::blas_core_name(), load, std::thread::hardware_concurrency(), opt.rounds, opt.steps);
+  std::vector<VariantResult> results;
+  for (const Variant& v : variants(opt)) {
+    if (v.config == "g2p" && !std::filesystem::exists(opt.cmudict)) {
+      fmt::print("\n== {}: skipped, {} is missing (bash scripts/fetch-cmudict) ==\n", v.label(),
+                 opt.cmudict);
+      continue;
+    }
+    results.push_back(run_variant(v, opt));
   }
-  std::vector<BenchConfig> configs;
-  if (opt.quick) {
-    configs.push_back({"quick", 12, 8, 16, 1, 4, 5, 4, 2, 2});
-  } else {
-    if (opt.config == "small" || opt.config == "all")
-      configs.push_back({"small", 40, 64, 256, 1, 64, 12, 10, 7, 10});
-    if (opt.config == "large" || opt.config == "all")
-      configs.push_back({"large", 40, 128, 512, 1, 128, 25, 25, 5, 4});
-  }
-  std::vector<Row> rows;
-  for (const auto& c : configs) run_config(c, opt, threads, rows);
-  if (!rows.empty()) print_table(rows);
+  print_tables(results, !opt.seqgrad_only);
+  fmt::print("\n");
+  if (!opt.seqgrad_only) print_script_lines(results);
   return 0;
 }
 
@@ -471,12 +515,14 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);                // a dead torch process is reported, not fatal
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows in a log file as it happens
+  openblas_set_num_threads(1);               // our two-thread figures come from worker threads
   Options opt;
   opt.script = (std::filesystem::path(__FILE__).parent_path() / "seq2seq_torch.py").string();
   auto usage = [&](std::string_view why) {
     fmt::print(stderr,
-               "usage: {} [--quick] [--seqgrad-only] [--config small|large|all] [--threads N]\n"
-               "       [--rounds R] [--steps N] [--script seq2seq_torch.py]\n  {}\n",
+               "usage: {} [--quick] [--seqgrad-only] [--config small|medium|large|g2p|all]\n"
+               "       [--rounds R] [--steps N] [--cmudict PATH] [--script seq2seq_torch.py]\n"
+               "  {}\n",
                argv[0], why);
     return 2;
   };
@@ -486,19 +532,22 @@ int main(int argc, char** argv) {
     try {
       if (arg == "--quick") {
         opt.quick = true;
+        opt.rounds = 1;
+        opt.steps = 1;
       } else if (arg == "--seqgrad-only") {
         opt.seqgrad_only = true;
       } else if (arg == "--config" && has_value) {
         opt.config = argv[++i];
-        if (opt.config != "small" && opt.config != "large" && opt.config != "all") {
+        const std::vector<std::string> known = {"small", "medium", "large", "g2p", "all"};
+        if (std::find(known.begin(), known.end(), opt.config) == known.end()) {
           return usage(fmt::format("unknown config: {}", opt.config));
         }
-      } else if (arg == "--threads" && has_value) {
-        opt.threads = std::stoi(argv[++i]);
       } else if (arg == "--rounds" && has_value) {
         opt.rounds = std::stoi(argv[++i]);
       } else if (arg == "--steps" && has_value) {
         opt.steps = std::stoi(argv[++i]);
+      } else if (arg == "--cmudict" && has_value) {
+        opt.cmudict = argv[++i];
       } else if (arg == "--script" && has_value) {
         opt.script = argv[++i];
       } else {
@@ -507,6 +556,7 @@ int main(int argc, char** argv) {
     } catch (const std::exception&) {
       return usage(fmt::format("not a number after {}", arg));
     }
+    if (opt.rounds < 1 || opt.steps < 1) return usage("--rounds and --steps must be >= 1");
   }
   try {
     return run(opt);

@@ -11,33 +11,9 @@ namespace seqgrad {
 
 namespace {
 
-// Loads W lanes (a batch) or one value (a scalar) from p. Not named load/store: for a batch
-// argument, lookup would also find xsimd::store, which requires aligned memory.
-template <class V, class T>
-V get(const T* p) {
-  if constexpr (std::is_arithmetic_v<V>) {
-    return *p;
-  } else {
-    return V::load_unaligned(p);
-  }
-}
-template <class V, class T>
-void put(T* p, V v) {
-  if constexpr (std::is_arithmetic_v<V>) {
-    *p = v;
-  } else {
-    v.store_unaligned(p);
-  }
-}
-
-// Calls body.template operator()<V>(a) for a = 0, W, 2W, ... on batches, then on scalars.
-template <class T, class Body>
-void for_each_lane(std::int64_t A, const Body& body) {
-  constexpr std::int64_t W = simd::Batch<T>::size;
-  std::int64_t a = 0;
-  for (; a + W <= A; a += W) body.template operator()<simd::Batch<T>>(a);
-  for (; a < A; ++a) body.template operator()<T>(a);
-}
+using simd::for_each_column;
+using simd::get;
+using simd::put;
 
 // The preconditions the autograd op has already turned into typed errors.
 [[maybe_unused]] bool shapes_fit(const Tensor& uk, const Tensor& wq, const Tensor& v) {
@@ -62,7 +38,7 @@ Tensor additive_scores_forward(const Tensor& uk_in, const Tensor& wq_in, const T
         // Lane-wise partial sums of v * tanh(u + w), added up once at the end of the row.
         simd::Batch<T> lanes(T(0));
         T tail = 0;
-        for_each_lane<T>(A, [&]<class V>(std::int64_t a) {
+        for_each_column<T>(A, [&]<class V>(std::int64_t a) {
           const V term = get<V>(pv + a) * xsimd::tanh(get<V>(u + a) + get<V>(w + a));
           if constexpr (std::is_arithmetic_v<V>) {
             tail += term;
@@ -103,7 +79,7 @@ AdditiveScoresGrads additive_scores_backward(const Tensor& uk_in, const Tensor& 
         const T g = ds[b * S + s];
         // In the forward pass score = v . t with t = tanh(u + w), so dt = g v and the
         // pre-activation's gradient g v (1 - t^2) goes to u itself and, summed over s, to w.
-        for_each_lane<T>(A, [&]<class V>(std::int64_t a) {
+        for_each_column<T>(A, [&]<class V>(std::int64_t a) {
           const V t = xsimd::tanh(get<V>(u + a) + get<V>(w + a));
           const V vg(g);
           if (dv != nullptr) put(dv + a, V(get<V>(dv + a) + vg * t));

@@ -15,33 +15,9 @@ namespace seqgrad {
 
 namespace {
 
-// Loads W lanes (a batch) or one value (a scalar) from p. Not named load/store: for a batch
-// argument, lookup would also find xsimd::store, which requires aligned memory.
-template <class V, class T>
-V get(const T* p) {
-  if constexpr (std::is_arithmetic_v<V>) {
-    return *p;
-  } else {
-    return V::load_unaligned(p);
-  }
-}
-template <class V, class T>
-void put(T* p, V v) {
-  if constexpr (std::is_arithmetic_v<V>) {
-    *p = v;
-  } else {
-    v.store_unaligned(p);
-  }
-}
-
-// Calls body.template operator()<V>(j) for j = 0, W, 2W, ... on batches, then on scalars.
-template <class T, class Body>
-void for_each_column(std::int64_t H, const Body& body) {
-  constexpr std::int64_t W = simd::Batch<T>::size;
-  std::int64_t j = 0;
-  for (; j + W <= H; j += W) body.template operator()<simd::Batch<T>>(j);
-  for (; j < H; ++j) body.template operator()<T>(j);
-}
+using simd::for_each_column;
+using simd::get;
+using simd::put;
 
 void check_cell(const Tensor& gates, const Tensor& c_prev) {
   const bool ok = gates.dim() == 2 && c_prev.dim() == 2 && gates.size(0) == c_prev.size(0) &&

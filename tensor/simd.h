@@ -30,6 +30,35 @@ inline V sigmoid(V x) {
   return V(1) / (V(1) + xsimd::exp(-x));
 }
 
+// Loads W lanes (a batch) or one value (a scalar) from p. Not named load/store: for a batch
+// argument, lookup would also find xsimd::store, which requires aligned memory.
+template <class V, class T>
+inline V get(const T* p) {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return *p;
+  } else {
+    return V::load_unaligned(p);
+  }
+}
+template <class V, class T>
+inline void put(T* p, V v) {
+  if constexpr (std::is_arithmetic_v<V>) {
+    *p = v;
+  } else {
+    v.store_unaligned(p);
+  }
+}
+
+// Calls body.template operator()<V>(j) for j = 0, W, 2W, ... < n on batches, then on scalars
+// for the tail: one templated body serves both.
+template <class T, class Body>
+inline void for_each_column(std::int64_t n, const Body& body) {
+  constexpr std::int64_t W = Batch<T>::size;
+  std::int64_t j = 0;
+  for (; j + W <= n; j += W) body.template operator()<Batch<T>>(j);
+  for (; j < n; ++j) body.template operator()<T>(j);
+}
+
 // y[i] = op(x[i * sx]) for i < n; y is dense.
 template <class T, class Op>
 inline void unary_row(const T* x, std::int64_t sx, T* y, std::int64_t n, const Op& op) {

@@ -363,7 +363,7 @@ VariantResult run_variant(const Variant& v, const Options& opt) {
       res.gemm_calls, res.gflop, res.matmul_ms, res.gflop / res.matmul_ms * 1e3, res.tiny_calls,
       res.tiny_gflop, replay.top_shapes(5));
 
-  const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(150)); };
+  const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(400)); };
   const int rounds = opt.rounds, steps = opt.steps;
   struct Spec {
     const char* name;

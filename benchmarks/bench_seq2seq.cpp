@@ -268,91 +268,89 @@ struct OurSide {
   }
 };
 
-VariantResult run_variant(const Variant& v, const Options& opt) {
-  VariantResult res;
-  res.v = v;
-  seqgrad::storage_cache_clear();
-  reset_peak();
-  Batch batch;
-  std::int64_t sv = 40, tv = 45;
-  if (v.config == "g2p") {
-    RealBatch rb = g2p_batch(opt.cmudict, v.batch);
-    batch = std::move(rb.batch);
-    sv = rb.src_vocab;
-    tv = rb.tgt_vocab;
-  } else {
+// The variant's batch: synthetic, or a real G2P one (whose vocabulary sizes it sets).
+Batch variant_batch(const Variant& v, const Options& opt, std::int64_t& sv, std::int64_t& tv) {
+  if (v.config != "g2p") {
     Generator g(99);
-    batch = synthetic_batch(v, g);
+    return synthetic_batch(v, g);
   }
-  OurSide ours(model_config(v, sv, tv), std::move(batch));
-  const Batch& b = ours.batch;
-  fmt::print(
-      "\n== {}: embed {}, hidden {} (encoder {} per direction), layers {}, dropout {}, batch {}, "
-      "source {} x target {}, vocab {} -> {}, {} target tokens ==\n",
-      v.label(), v.embed, v.hidden, v.hidden / 2, v.layers, v.dropout, b.size(), b.src.size(1),
-      b.tgt_out.size(1), sv, tv, b.target_tokens());
+  RealBatch rb = g2p_batch(opt.cmudict, v.batch);
+  sv = rb.src_vocab;
+  tv = rb.tgt_vocab;
+  return std::move(rb.batch);
+}
 
-  // Parity figures at the initial weights, dropout off; the recorded gemm list of one step.
-  ours.model.eval();
+// Our figures at the initial weights (dropout off) to compare with torch's, and the gemm calls
+// of that one forward and backward.
+struct Parity {
+  double loss = 0, norm = 0;
+  std::vector<seqgrad::Hypothesis> greedy, beam;
   std::vector<seqgrad::GemmCall> gemms;
-  double loss0 = 0, norm0 = 0;
+};
+Parity our_parity(OurSide& ours) {
+  const Batch& b = ours.batch;
+  Parity p;
+  ours.model.eval();
   {
     seqgrad::GemmRecording rec;
     seqgrad::LossResult r =
         ours.model.loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out, {}, ours.gen);
     r.loss.backward();
-    loss0 = r.loss.item();
-    norm0 = seqgrad::grad_norm(ours.model.parameters());
-    gemms = rec.calls();
+    p.loss = r.loss.item();
+    p.norm = seqgrad::grad_norm(ours.model.parameters());
+    p.gemms = rec.calls();
   }
   ours.model.zero_grad();
   ours.model.train();
-  const auto greedy0 = seqgrad::beam_search(ours.decode_model, b.src, b.src_lengths,
-                                            {.beam = 1, .max_len = ours.max_len()});
-  const auto beam0 = seqgrad::beam_search(ours.decode_model, b.src, b.src_lengths,
-                                          {.beam = kBeam, .max_len = ours.max_len()});
+  p.greedy = seqgrad::beam_search(ours.decode_model, b.src, b.src_lengths,
+                                  {.beam = 1, .max_len = ours.max_len()});
+  p.beam = seqgrad::beam_search(ours.decode_model, b.src, b.src_lengths,
+                                {.beam = kBeam, .max_len = ours.max_len()});
   fmt::print("  seqgrad: {} parameters, initial loss {:.6f}, gradient norm {:.6f}\n",
-             ours.model.num_parameters(), loss0, norm0);
+             ours.model.num_parameters(), p.loss, p.norm);
+  return p;
+}
 
-  std::vector<std::unique_ptr<TorchProcess>> torch;
-  if (!opt.seqgrad_only) {
-    const std::filesystem::path weights =
-        std::filesystem::temp_directory_path() /
-        fmt::format("bench_seq2seq-{}-{}.safetensors", ::getpid(), v.config);
-    std::vector<std::pair<std::string, Tensor>> tensors;
-    for (const auto& [name, p] : ours.model.named_parameters())
-      tensors.emplace_back("param." + name, p.data());
-    tensors.emplace_back("batch.src", b.src);
-    tensors.emplace_back("batch.src_lengths", Tensor::from_vector(b.src_lengths, {b.size()}));
-    tensors.emplace_back("batch.tgt_in", b.tgt_in);
-    tensors.emplace_back("batch.tgt_out", b.tgt_out);
-    seqgrad::save_safetensors(weights.string(), tensors,
-                              {{"config", ours.mc.to_json().dump()},
-                               {"decode_max_len", std::to_string(ours.max_len())},
-                               {"eos_bias", fmt::format("{}", kEosBias)}});
-    struct RemoveFile {
-      std::filesystem::path path;
-      ~RemoveFile() {
-        std::error_code ec;
-        std::filesystem::remove(path, ec);
-      }
-    } remove_weights{weights};
-    for (const TorchThreads& t : torch_settings()) {
-      torch.push_back(std::make_unique<TorchProcess>(opt.script, weights.string(), t));
-      if (opt.quick) break;
+// One torch process per thread setting (only the first in a quick run), all reading our weights
+// and batch from a temporary safetensors file.
+std::vector<std::unique_ptr<TorchProcess>> start_torch(const OurSide& ours, const Variant& v,
+                                                       const Options& opt) {
+  const Batch& b = ours.batch;
+  const std::filesystem::path weights =
+      std::filesystem::temp_directory_path() /
+      fmt::format("bench_seq2seq-{}-{}.safetensors", ::getpid(), v.config);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [name, p] : ours.model.named_parameters())
+    tensors.emplace_back("param." + name, p.data());
+  tensors.emplace_back("batch.src", b.src);
+  tensors.emplace_back("batch.src_lengths", Tensor::from_vector(b.src_lengths, {b.size()}));
+  tensors.emplace_back("batch.tgt_in", b.tgt_in);
+  tensors.emplace_back("batch.tgt_out", b.tgt_out);
+  seqgrad::save_safetensors(weights.string(), tensors,
+                            {{"config", ours.mc.to_json().dump()},
+                             {"decode_max_len", std::to_string(ours.max_len())},
+                             {"eos_bias", fmt::format("{}", kEosBias)}});
+  struct RemoveFile {  // once every process has read it, however they fare
+    std::filesystem::path path;
+    ~RemoveFile() {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
     }
-    const nlohmann::json& info = torch.front()->info();
-    res.their_core = info.at("corename").get<std::string>();
-    check_parity(info, ours.model.num_parameters(), loss0, norm0, greedy0, beam0);
+  } remove_weights{weights};
+  std::vector<std::unique_ptr<TorchProcess>> torch;
+  for (const TorchThreads& t : torch_settings()) {
+    torch.push_back(std::make_unique<TorchProcess>(opt.script, weights.string(), t));
+    if (opt.quick) break;
   }
+  return torch;
+}
 
-  // The matmul-only time: the step's gemm list, replayed (medians of several passes).
+// The matmul-only time: the step's gemm list replayed (median of 7 passes) into `res`.
+void time_matmul_only(const std::vector<seqgrad::GemmCall>& gemms, VariantResult& res) {
   seqgrad::bench::GemmReplay replay(gemms);
-  {
-    std::vector<double> passes;
-    for (int i = 0; i < 7; ++i) passes.push_back(replay.run() * 1e3);
-    res.matmul_ms = median(passes);
-  }
+  std::vector<double> passes;
+  for (int i = 0; i < 7; ++i) passes.push_back(replay.run() * 1e3);
+  res.matmul_ms = median(passes);
   res.gflop = replay.gflop;
   res.tiny_gflop = replay.tiny_gflop;
   res.gemm_calls = static_cast<std::int64_t>(replay.calls.size());
@@ -362,48 +360,77 @@ VariantResult run_variant(const Variant& v, const Options& opt) {
       "GFLOP/s); {} tiny products ({:.3f} GFLOP) on SIMD loops. Largest:\n{}",
       res.gemm_calls, res.gflop, res.matmul_ms, res.gflop / res.matmul_ms * 1e3, res.tiny_calls,
       res.tiny_gflop, replay.top_shapes(5));
+}
 
+// One figure in alternating rounds: our thread counts, then each torch process; `ours` runs one
+// call at thread index t, `command` asks torch for a warm-up and opt.steps timed calls.
+Figure time_figure(const char* name, const std::string& command,
+                   const std::function<void(std::size_t)>& ours,
+                   std::vector<std::unique_ptr<TorchProcess>>& torch, const Options& opt) {
   const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(400)); };
-  const int rounds = opt.rounds, steps = opt.steps;
-  struct Spec {
-    const char* name;
-    std::string command;
-    std::function<void(std::size_t)> ours;
-  };
-  const std::vector<Spec> specs = {
-      {"train step", fmt::format("train 1 {}", steps), [&](std::size_t t) { ours.train_step(t); }},
-      {"greedy decode", fmt::format("decode 1 {}", steps),
-       [&](std::size_t t) { ours.decode(t, 1); }},
-      {"beam-5 decode", fmt::format("beam 1 {} {}", steps, kBeam),
-       [&](std::size_t t) { ours.decode(t, kBeam); }},
-  };
-  for (const Spec& s : specs) {
-    Figure f{s.name, std::vector<std::vector<double>>(kOurThreads.size()),
-             std::vector<std::vector<double>>(torch.size())};
-    for (int round = 0; round < rounds; ++round) {
-      for (std::size_t t = 0; t < kOurThreads.size(); ++t) {
-        s.ours(t);  // warm-up
-        for (int i = 0; i < steps; ++i) {
-          const double t0 = now_seconds();
-          s.ours(t);
-          f.ours[t].push_back((now_seconds() - t0) * 1e3);
-        }
-        settle();
+  Figure f{name, std::vector<std::vector<double>>(kOurThreads.size()),
+           std::vector<std::vector<double>>(torch.size())};
+  for (int round = 0; round < opt.rounds; ++round) {
+    for (std::size_t t = 0; t < kOurThreads.size(); ++t) {
+      ours(t);  // warm-up
+      for (int i = 0; i < opt.steps; ++i) {
+        const double t0 = now_seconds();
+        ours(t);
+        f.ours[t].push_back((now_seconds() - t0) * 1e3);
       }
-      for (std::size_t k = 0; k < torch.size(); ++k) {
-        const nlohmann::json a = torch[k]->request(s.command);
-        for (double ms : a.at("ms").get<std::vector<double>>()) f.theirs[k].push_back(ms);
-        settle();
-      }
+      settle();
     }
-    fmt::print("  {}: seqgrad 1/2 threads {:.2f} / {:.2f} ms", s.name, median(f.ours[0]),
-               median(f.ours[1]));
     for (std::size_t k = 0; k < torch.size(); ++k) {
-      fmt::print("; torch {} {:.2f}", torch_settings()[k].name, median(f.theirs[k]));
+      const nlohmann::json a = torch[k]->request(command);
+      for (double ms : a.at("ms").get<std::vector<double>>()) f.theirs[k].push_back(ms);
+      settle();
     }
-    fmt::print("\n");
-    res.figures.push_back(std::move(f));
   }
+  fmt::print("  {}: seqgrad 1/2 threads {:.2f} / {:.2f} ms", name, median(f.ours[0]),
+             median(f.ours[1]));
+  for (std::size_t k = 0; k < torch.size(); ++k) {
+    fmt::print("; torch {} {:.2f}", torch_settings()[k].name, median(f.theirs[k]));
+  }
+  fmt::print("\n");
+  return f;
+}
+
+VariantResult run_variant(const Variant& v, const Options& opt) {
+  VariantResult res;
+  res.v = v;
+  seqgrad::storage_cache_clear();
+  reset_peak();
+  std::int64_t sv = 40, tv = 45;
+  Batch batch = variant_batch(v, opt, sv, tv);
+  OurSide ours(model_config(v, sv, tv), std::move(batch));
+  const Batch& b = ours.batch;
+  fmt::print(
+      "\n== {}: embed {}, hidden {} (encoder {} per direction), layers {}, dropout {}, batch {}, "
+      "source {} x target {}, vocab {} -> {}, {} target tokens ==\n",
+      v.label(), v.embed, v.hidden, v.hidden / 2, v.layers, v.dropout, b.size(), b.src.size(1),
+      b.tgt_out.size(1), sv, tv, b.target_tokens());
+
+  const Parity parity = our_parity(ours);
+  std::vector<std::unique_ptr<TorchProcess>> torch;
+  if (!opt.seqgrad_only) {
+    torch = start_torch(ours, v, opt);
+    const nlohmann::json& info = torch.front()->info();
+    res.their_core = info.at("corename").get<std::string>();
+    check_parity(info, ours.model.num_parameters(), parity.loss, parity.norm, parity.greedy,
+                 parity.beam);
+  }
+  time_matmul_only(parity.gemms, res);
+
+  const int steps = opt.steps;
+  res.figures.push_back(time_figure(
+      "train step", fmt::format("train 1 {}", steps), [&](std::size_t t) { ours.train_step(t); },
+      torch, opt));
+  res.figures.push_back(time_figure(
+      "greedy decode", fmt::format("decode 1 {}", steps), [&](std::size_t t) { ours.decode(t, 1); },
+      torch, opt));
+  res.figures.push_back(time_figure(
+      "beam-5 decode", fmt::format("beam 1 {} {}", steps, kBeam),
+      [&](std::size_t t) { ours.decode(t, kBeam); }, torch, opt));
   res.our_rss = peak_rss_mib();
   if (!torch.empty())
     res.their_rss = torch.front()->request("rss").at("peak_rss_mib").get<double>();

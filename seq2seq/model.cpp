@@ -161,10 +161,7 @@ LossResult Seq2Seq::loss(const Tensor& src, const std::vector<std::int64_t>& len
   r.loss = cross_entropy(logits, targets,
                          {.ignore_index = kPadId, .label_smoothing = options.label_smoothing});
   const Tensor real = ne(targets, Tensor::scalar(kPadId, DType::i64));
-  const Tensor hit = eq(argmax(logits.data(), 1), targets);
   r.tokens = static_cast<std::int64_t>(sum(real.astype(DType::f64)).item());
-  r.correct =
-      static_cast<std::int64_t>(sum(mul(real.astype(DType::f64), hit.astype(DType::f64))).item());
   return r;
 }
 

@@ -44,7 +44,6 @@ struct LossOptions {
 struct LossResult {
   Variable loss;             // mean cross-entropy over real target tokens
   std::int64_t tokens = 0;   // real (non-pad) target tokens
-  std::int64_t correct = 0;  // of those, predicted right (argmax)
 };
 
 class Seq2Seq : public Module {

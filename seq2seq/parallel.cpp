@@ -111,7 +111,7 @@ StepLoss DataParallel::loss_backward(const Batch& b, const LossOptions& options,
   if (n == 1) {
     const LossResult r = model_.loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out, options, gen);
     r.loss.backward();
-    return {r.loss.item(), r.tokens, r.correct};
+    return {r.loss.item(), r.tokens};
   }
   // The replicas read the model's current weights (re-pointed every step: loading a checkpoint
   // may have replaced a parameter's tensor) and follow its train/eval mode.
@@ -158,7 +158,6 @@ StepLoss DataParallel::loss_backward(const Batch& b, const LossOptions& options,
                     ? r.loss.item() * static_cast<double>(r.tokens) / static_cast<double>(total)
                     : 0.0;
     out.tokens += r.tokens;
-    out.correct += r.correct;
   }
   return out;
 }

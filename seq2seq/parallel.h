@@ -25,7 +25,6 @@ Batch slice_rows(const Batch& b, std::int64_t begin, std::int64_t end);
 struct StepLoss {
   double loss = 0;           // the batch's mean loss (over real target tokens)
   std::int64_t tokens = 0;   // real target tokens
-  std::int64_t correct = 0;  // of those, predicted right
 };
 
 class DataParallel {

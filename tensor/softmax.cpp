@@ -70,9 +70,11 @@ void softmax_row(const T* x, const std::uint8_t* keep, T* y, std::int64_t n, boo
   for (; j < n; ++j) y[j] = (keep == nullptr || keep[j]) ? std::exp(x[j] - m) : T(0);
   const T s = simd::sum_row(y, 1, n);
   if (log_out) {
-    const T shift = m + std::log(s);
+    // NOTE: (x - m) - log s, not x - (m + log s): the latter rounds at the scale of the largest
+    // logit, the former at the scale of each shifted value (as PyTorch computes it).
+    const T log_s = std::log(s);
     for (std::int64_t k = 0; k < n; ++k) {
-      y[k] = (keep == nullptr || keep[k]) ? x[k] - shift : kNegInf;
+      y[k] = (keep == nullptr || keep[k]) ? (x[k] - m) - log_s : kNegInf;
     }
   } else {
     const T inv = T(1) / s;

@@ -10,18 +10,53 @@
 
 namespace seqgrad {
 
-#define SEQGRAD_OPS(X)                                                                             \
-  X(add, P)                                                                                        \
-  X(sub, P)                                                                                        \
-  X(mul, P)                                                                                        \
-  X(div, P)                                                                                        \
-  X(maximum, P) X(minimum, P) X(affine, P) X(neg, C) X(where, P) X(masked_fill, P) X(exp, P)       \
-      X(log, P) X(tanh, P) X(sigmoid, P) X(relu, P) X(sqrt, P) X(pow, P) X(sum, P) X(mean, C)      \
-          X(amax, P) X(reshape, P) X(permute, P) X(transpose, C) X(narrow, P) X(select, C)         \
-              X(unsqueeze, P) X(squeeze, P) X(expand, P) X(contiguous, P) X(concat, P) X(stack, C) \
-                  X(split, C) X(matmul, P) X(index_select, P) X(embedding, P) X(gather, P)         \
-                      X(softmax, P) X(log_softmax, P) X(lstm_cell, P) X(lstm_layer, P)             \
-                          X(gru_cell, P) X(additive_scores, P) X(cross_entropy, P)
+// clang-format off
+//        name               kind  file
+#define SEQGRAD_OPS(X)                                        \
+  X(add,             P)  /* ops_arith.cpp */                  \
+  X(sub,             P)                                       \
+  X(mul,             P)                                       \
+  X(div,             P)                                       \
+  X(maximum,         P)                                       \
+  X(minimum,         P)                                       \
+  X(affine,          P)                                       \
+  X(neg,             C)                                       \
+  X(where,           P)                                       \
+  X(masked_fill,     P)                                       \
+  X(exp,             P)  /* ops_unary.cpp */                  \
+  X(log,             P)                                       \
+  X(tanh,            P)                                       \
+  X(sigmoid,         P)                                       \
+  X(relu,            P)                                       \
+  X(sqrt,            P)                                       \
+  X(pow,             P)                                       \
+  X(sum,             P)  /* ops_reduce.cpp */                 \
+  X(mean,            C)                                       \
+  X(amax,            P)                                       \
+  X(reshape,         P)  /* ops_shape.cpp */                  \
+  X(permute,         P)                                       \
+  X(transpose,       C)                                       \
+  X(narrow,          P)                                       \
+  X(select,          C)                                       \
+  X(unsqueeze,       P)                                       \
+  X(squeeze,         P)                                       \
+  X(expand,          P)                                       \
+  X(contiguous,      P)                                       \
+  X(concat,          P)                                       \
+  X(stack,           C)                                       \
+  X(split,           C)                                       \
+  X(matmul,          P)  /* ops_matmul.cpp */                 \
+  X(index_select,    P)  /* ops_index.cpp */                  \
+  X(embedding,       P)                                       \
+  X(gather,          P)                                       \
+  X(softmax,         P)  /* ops_softmax.cpp */                \
+  X(log_softmax,     P)                                       \
+  X(lstm_cell,       P)  /* ops_recurrent.cpp */              \
+  X(lstm_layer,      P)                                       \
+  X(gru_cell,        P)                                       \
+  X(additive_scores, P)  /* ops_attention.cpp */              \
+  X(cross_entropy,   P)  /* ops_loss.cpp */
+// clang-format on
 
 enum class Op {
   leaf,  // not an op: a user-made value

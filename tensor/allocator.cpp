@@ -1,9 +1,13 @@
 // The storage cache: size classes of four steps per power of two (at most 25% slack), a free
-// list per class, and a cap on what the lists may hold.
+// list per class, and two caps on what the lists may hold: 2 GiB, and what keeps the blocks in
+// use plus the cached ones within 1.25x the most ever in use at once. Without the second, a
+// phase that allocates other sizes (decoding after training) would add its own peak on top of
+// the cached blocks of the first.
 #include "tensor/allocator.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdlib>
 #include <mutex>
@@ -54,6 +58,20 @@ void* raw_alloc(std::size_t bytes) {
   return p;
 }
 
+// Frees cached blocks until in-use plus cached bytes, with `incoming` more about to be used, fit
+// 1.25x the peak in use. Called with the lock held, on a miss.
+void trim_locked(Cache& c, std::size_t incoming) {
+  c.stats.peak_in_use = std::max(c.stats.peak_in_use, c.stats.in_use + incoming);
+  const std::size_t limit = c.stats.peak_in_use + c.stats.peak_in_use / 4;
+  for (auto& [cls, blocks] : c.free) {
+    while (!blocks.empty() && c.stats.in_use + incoming + c.stats.cached_bytes > limit) {
+      std::free(blocks.back());
+      blocks.pop_back();
+      c.stats.cached_bytes -= cls;
+    }
+  }
+}
+
 }  // namespace
 
 void* allocate_storage(std::size_t nbytes) {
@@ -67,12 +85,17 @@ void* allocate_storage(std::size_t nbytes) {
       void* p = it->second.back();
       it->second.pop_back();
       c.stats.cached_bytes -= cls;
+      c.stats.in_use += cls;
       ++c.stats.hits;
       return p;
     }
     ++c.stats.misses;
+    trim_locked(c, cls);
   }
-  return raw_alloc(cls);
+  void* p = raw_alloc(cls);
+  std::lock_guard lock(c.mu);
+  c.stats.in_use += cls;
+  return p;
 }
 
 void release_storage(void* p, std::size_t nbytes) noexcept {
@@ -85,6 +108,7 @@ void release_storage(void* p, std::size_t nbytes) noexcept {
   Cache& c = cache();
   {
     std::lock_guard lock(c.mu);
+    c.stats.in_use -= cls;
     if (c.stats.cached_bytes + cls <= kCap) {
       try {
         c.free[cls].push_back(p);

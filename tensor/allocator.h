@@ -19,6 +19,7 @@ void release_storage(void* p, std::size_t nbytes) noexcept;
 struct StorageCacheStats {
   std::size_t cached_bytes = 0;  // held on free lists now
   std::size_t hits = 0, misses = 0;
+  std::size_t in_use = 0, peak_in_use = 0;  // bytes of cache-sized blocks handed out
 };
 StorageCacheStats storage_cache_stats();
 // False in sanitizer builds, where every block goes straight back to the system.

@@ -446,3 +446,25 @@ TEST_CASE("storage cache: a released block of a size class is handed out again")
   storage_cache_clear();
   CHECK(storage_cache_stats().cached_bytes == 0);
 }
+
+TEST_CASE("storage cache: blocks in use plus cached stay within 1.25x the peak in use") {
+  if (!storage_cache_enabled()) return;
+  storage_cache_clear();
+  constexpr std::int64_t kMiB = 1 << 20;
+  // Phase one sets a new peak with 1 MiB blocks and releases them all to the cache.
+  const std::size_t blocks = storage_cache_stats().peak_in_use / kMiB + 16;
+  {
+    std::vector<Tensor> phase_one;
+    for (std::size_t i = 0; i < blocks; ++i) phase_one.push_back(Tensor::empty({kMiB / 4}));
+  }
+  const StorageCacheStats held = storage_cache_stats();
+  CHECK(held.cached_bytes >= blocks * kMiB);
+  // Phase two uses another size class: without a bound its blocks would come on top of all the
+  // cached ones (1.5x the peak here).
+  std::vector<Tensor> phase_two;
+  for (std::size_t i = 0; i < blocks / 2; ++i) phase_two.push_back(Tensor::empty({kMiB * 3 / 8}));
+  const StorageCacheStats now = storage_cache_stats();
+  CHECK(now.cached_bytes < held.cached_bytes);
+  CHECK(now.in_use + now.cached_bytes <= now.peak_in_use + now.peak_in_use / 4);
+  storage_cache_clear();
+}

@@ -1,8 +1,17 @@
+// Checkpoints in safetensors files, and the atomic replacement of a run's other files.
 #include "optim/checkpoint.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
 #include <set>
+#include <system_error>
 
 #include "tensor/safetensors.h"
 
@@ -85,7 +94,83 @@ TrainingState state_of(const std::map<std::string, std::string>& m, const std::s
   return st;
 }
 
+std::string temporary_name(const std::string& target) {
+  static std::atomic<unsigned> counter{0};  // keeps two threads saving one path apart
+  return fmt::format("{}.tmp.{}.{}", target, ::getpid(), counter++);
+}
+
+[[noreturn]] void write_failed(const std::string& path, const std::string& what, int err) {
+  throw RuntimeError(
+      fmt::format("cannot write {}: {}: {}", path, what, std::generic_category().message(err)));
+}
+
+// The test hook of checkpoint.h: true when this save is the one to stop in.
+bool kill_in_this_checkpoint() {
+  static std::atomic<long> saves{0};
+  const char* n = std::getenv(kKillInCheckpointEnv);
+  return n != nullptr && ++saves == std::atol(n);
+}
+
+[[noreturn]] void stop_half_way(const std::string& path,
+                                const std::vector<std::pair<std::string, Tensor>>& tensors,
+                                const std::map<std::string, std::string>& meta) {
+  const std::string temporary = temporary_name(path);
+  save_safetensors(temporary, tensors, meta);
+  std::filesystem::resize_file(temporary, std::filesystem::file_size(temporary) / 2);
+  std::raise(SIGKILL);
+  std::abort();  // not reached
+}
+
 }  // namespace
+
+void save_text_file(const std::string& path, const std::string& text) {
+  const std::string temporary = temporary_name(path);
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) write_failed(path, fmt::format("cannot create {}", temporary), errno);
+  auto fail = [&](const char* what) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(temporary.c_str());
+    write_failed(path, fmt::format("{} {}", what, temporary), err);
+  };
+  for (std::size_t done = 0; done < text.size();) {
+    const ssize_t w = ::write(fd, text.data() + done, text.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) fail("cannot write");
+    done += static_cast<std::size_t>(w);
+  }
+  // fsync before rename: otherwise a crash can leave the new name pointing at missing data.
+  if (::fsync(fd) != 0) fail("cannot fsync");
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(temporary.c_str());
+    write_failed(path, fmt::format("cannot close {}", temporary), err);
+  }
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(temporary.c_str());
+    write_failed(path, fmt::format("cannot rename {} over it", temporary), err);
+  }
+  // Make the rename itself durable. Best effort: the file is already whole and in place, and
+  // some file systems refuse fsync on a directory.
+  const std::filesystem::path dir = std::filesystem::absolute(path).parent_path();
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void remove_stale_temporaries(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const std::string prefix = target.filename().string() + ".tmp.";
+  std::error_code ec;
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) fs::remove(e.path(), ec);
+  }
+}
 
 void save_checkpoint(const std::string& path, const NamedVariables& params,
                      const Optimizer* optimizer, const TrainingState& state) {
@@ -108,6 +193,7 @@ void save_checkpoint(const std::string& path, const NamedVariables& params,
     meta["optim.lr"] = fmt::format("{:.17g}", os.lr);
     for (const auto& [name, t] : os.tensors) tensors.emplace_back(kOptimPrefix + name, t);
   }
+  if (kill_in_this_checkpoint()) stop_half_way(path, tensors, meta);
   save_safetensors(path, tensors, meta);
 }
 

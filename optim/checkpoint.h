@@ -4,7 +4,8 @@
 // and PyTorch users read them directly; optimizer buffers under "optim.<buffer>.<index>"; the
 // rest in the header's string metadata.
 //
-// Writes are atomic (temporary file, fsync, rename). Loading validates everything — format
+// Writes are atomic (temporary file beside the target, fsync, rename: save_safetensors), so a
+// process killed mid-write leaves the previous file whole. Loading validates everything — format
 // tag, parameter names, shapes and dtypes, optimizer kind and buffers — before it changes
 // anything, and refuses a bad file with a message that names it.
 #pragma once
@@ -39,6 +40,18 @@ void save_checkpoint(const std::string& path, const NamedVariables& params,
 // extra) and, when `optimizer` is given, restores its state. Throws CheckpointError.
 TrainingState load_checkpoint(const std::string& path, const NamedVariables& params,
                               Optimizer* optimizer);
+
+// Replaces `path` with `text` atomically, as checkpoints are replaced (for a run's other files:
+// configuration, vocabularies, metrics). RuntimeError naming the path and the system's reason,
+// in which case `path` is left as it was.
+void save_text_file(const std::string& path, const std::string& text);
+// Removes temporary files that writes to `path` left behind when their process was killed.
+void remove_stale_temporaries(const std::string& path);
+
+// Test hook: with the environment variable SEQGRAD_TEST_KILL_IN_CHECKPOINT=N, the N-th
+// save_checkpoint of the process stops half-way: half of the file's bytes are in its temporary
+// file, the target is untouched, and the process kills itself with SIGKILL, as if killed there.
+inline constexpr const char* kKillInCheckpointEnv = "SEQGRAD_TEST_KILL_IN_CHECKPOINT";
 
 // Reads only the metadata (e.g. the configuration needed to build the model before loading).
 TrainingState read_checkpoint_state(const std::string& path);

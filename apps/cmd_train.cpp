@@ -1,13 +1,23 @@
 // seqgrad train: builds vocabularies and a model from the options, trains it, writes the run
 // directory, and finishes with the test split's scores and one attention heatmap.
+//
+// Every option is parsed and range-checked here, at start-up, before any data is read: a typo or
+// an out-of-range value fails at once with a message that names the option.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include "apps/commands.h"
 #include "apps/common.h"
 #include "apps/heatmap.h"
+#include "apps/progress.h"
+#include "nn/rnn.h"
+#include "optim/checkpoint.h"
+#include "seq2seq/attention.h"
+#include "seq2seq/decoder.h"
+#include "seq2seq/recipes.h"
 #include "tensor/matmul.h"
 
 namespace seqgrad::app {
@@ -21,66 +31,148 @@ struct TrainArgs {
   std::int64_t test_beam = 5;
 };
 
-// Task-specific defaults for options the user did not give.
-void apply_defaults(CLI::App& cmd, RunConfig& c) {
-  auto unset = [&](const char* name) { return cmd.get_option(name)->count() == 0; };
-  if (c.data.task == "g2p") {
-    if (unset("--target-tokens")) c.data.target_tokens = "words";
-    if (unset("--hidden")) c.model.hidden = 256;
-    if (unset("--embed")) c.model.embed = 128;
-    if (unset("--layers")) c.model.layers = 2;
-    if (unset("--dropout")) c.model.dropout = 0.2;
-    // The recipe behind the README's G2P figures: 20 epochs, cosine decay after a short warm-up,
-    // label smoothing, and validation on a moving average of the weights.
-    if (unset("--epochs")) c.train.epochs = 20;
-    if (unset("--schedule")) c.train.schedule = "cosine";
-    if (unset("--warmup")) c.train.warmup = 500;
-    if (unset("--label-smoothing")) c.train.label_smoothing = 0.1;
-    if (unset("--ema")) c.train.ema = 0.999;
-    if (unset("--valid-every")) c.train.valid_every = 4000;
-    if (unset("--select-on")) c.train.select_on = "wer";
-  }
-  if (c.data.task == "dates") {
-    if (unset("--max-len")) c.data.max_len = 40;
+// The task's recipe (seq2seq/recipes.h) for every option the user did not give.
+void apply_task_recipe(CLI::App& cmd, RunConfig& c) {
+  const Chosen chosen = [&cmd](std::string_view key) {
+    std::string flag = "--" + std::string(key);
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    return cmd.get_option(flag)->count() > 0;
+  };
+  apply_recipe(c.data.task, chosen,
+               {.model = c.model,
+                .train = c.train,
+                .target_tokens = c.data.target_tokens,
+                .max_len = c.data.max_len});
+}
+
+// ValueError "OPTION VALUE: must be RULE" unless `ok`.
+template <class T>
+void require(bool ok, std::string_view option, T value, std::string_view rule) {
+  if (!ok) throw ValueError(fmt::format("{} {}: must be {}", option, value, rule));
+}
+
+// Runs a parser of a name and puts the option in front of its complaint.
+template <class F>
+void check_name(std::string_view option, F&& parse) {
+  try {
+    parse();
+  } catch (const ValueError& e) {
+    throw ValueError(fmt::format("{}: {}", option, e.what()));
   }
 }
 
-void run_train(CLI::App& cmd, TrainArgs& a) {
+// The options the trainer does not check itself: the model's, the data's and the command's.
+void check_options(const TrainArgs& a) {
+  const RunConfig& c = a.config;
+  const ModelConfig& m = c.model;
+  const DataSpec& d = c.data;
+  // clang-format off
+  require(c.batch_size >= 1,                 "--batch-size",     c.batch_size,     "at least 1");
+  require(a.test_beam >= 1,                  "--test-beam",      a.test_beam,      "at least 1");
+  require(a.threads >= 0,                    "--threads",        a.threads,        "at least 0 (0: one per core)");
+  require(m.embed >= 1,                      "--embed",          m.embed,          "at least 1");
+  require(m.hidden >= 1,                     "--hidden",         m.hidden,         "at least 1");
+  require(m.layers >= 1,                     "--layers",         m.layers,         "at least 1");
+  require(m.heads >= 1,                      "--heads",          m.heads,          "at least 1");
+  require(m.attention_size >= 0,             "--attention-size", m.attention_size, "at least 0 (0: the hidden size)");
+  require(m.dropout >= 0 && m.dropout < 1,   "--dropout",        m.dropout,        "in [0, 1)");
+  require(d.min_len >= 1,                    "--min-len",        d.min_len,        "at least 1");
+  require(d.max_len >= d.min_len,            "--max-len",        d.max_len,        fmt::format("at least --min-len ({})", d.min_len));
+  require(d.train_size >= 1,                 "--train-size",     d.train_size,     "at least 1");
+  require(d.valid_size >= 1,                 "--valid-size",     d.valid_size,     "at least 1");
+  require(d.test_size >= 0,                  "--test-size",      d.test_size,      "at least 0");
+  // clang-format on
+  check_name("--cell", [&] { parse_cell(m.cell); });
+  check_name("--style", [&] { parse_style(m.style); });
+  check_name("--source-tokens", [&] { parse_tokenization(d.source_tokens); });
+  check_name("--target-tokens", [&] { parse_tokenization(d.target_tokens); });
+  std::vector<std::string> scorers = scorer_names();
+  scorers.push_back("none");
+  if (std::find(scorers.begin(), scorers.end(), m.attention) == scorers.end()) {
+    throw ValueError(fmt::format("--attention '{}': unknown scorer (known: {})", m.attention,
+                                 fmt::join(scorers, ", ")));
+  }
+  c.train.check();
+}
+
+// The run directory of a new run, with its vocabularies and configuration.
+void start_run_directory(const std::string& out, const RunConfig& c, const Vocab& source_vocab,
+                         const Vocab& target_vocab) {
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  if (ec) {
+    throw RuntimeError(
+        fmt::format("--out {}: cannot create the run directory: {}", out, ec.message()));
+  }
+  save_text_file(out + "/source_vocab.json", source_vocab.to_json().dump(1) + "\n");
+  save_text_file(out + "/target_vocab.json", target_vocab.to_json().dump(1) + "\n");
+  save_text_file(RunFiles{out}.config(), c.to_json().dump(2) + "\n");
+}
+
+// The configuration of this run: the resumed run's own, or the options with the task's recipe.
+void settle_config(CLI::App& cmd, TrainArgs& a) {
   RunConfig& c = a.config;
-  const bool resume = !a.resume.empty();
-  if (resume) {
+  if (!a.resume.empty()) {
     a.out = a.resume;
     c = load_run_config(a.resume);
     // The run's own thread count unless one is asked for: resuming then repeats it exactly.
     if (a.threads > 0) c.train.threads = a.threads;
     a.threads = c.train.threads;
   } else {
-    apply_defaults(cmd, c);
+    apply_task_recipe(cmd, c);
     if (a.out.empty()) a.out = "runs/" + (c.data.task.empty() ? std::string("tsv") : c.data.task);
   }
+  check_options(a);
+}
+
+// Scores the best checkpoint on the test split, writes test_metrics.json and shows the
+// attention of the first test example.
+void score_test(const TrainArgs& a, const DataSplits& data, const BatcherOptions& bo, int workers) {
+  const RunConfig& c = a.config;
+  LoadedRun best = load_run(a.out);
+  const Batcher test_batches(data.test, best.source_vocab, best.target_vocab, bo);
+  const EvalResult er = evaluate(*best.model, test_batches, best.target_vocab,
+                                 {.beam = a.test_beam, .max_len = 0}, 0, workers);
+  save_text_file(a.out + "/test_metrics.json", er.to_json().dump(2) + "\n");
+  fmt::print(
+      "test ({} examples, beam {}): exact match {:.2f}%  token accuracy {:.2f}%  WER "
+      "{:.2f}%  PER {:.2f}%  loss {:.4f}\n",
+      er.scores.examples, a.test_beam, 100 * er.scores.exact_match, 100 * er.scores.token_accuracy,
+      100 * er.scores.wer, 100 * er.scores.per, er.loss);
+  if (c.model.attention == "none") return;
+  const std::string& input = data.test.front().source;
+  const SourceBatch sb = encode_sources({input}, best.source_vocab, bo.source_tokenization);
+  const Hypothesis h = beam_search(*best.model, sb.src, sb.lengths,
+                                   {.beam = 1, .max_len = 2 * sb.lengths[0] + 10})[0];
+  std::vector<std::string> out = best.target_vocab.decode(h.tokens);
+  out.push_back("</s>");
+  fmt::print("\nattention for \"{}\" -> \"{}\":\n{}", input,
+             detokenize(best.target_vocab.decode(h.tokens), bo.target_tokenization),
+             heatmap_text(sb.tokens[0], out, h.attention));
+}
+
+void run_train(CLI::App& cmd, TrainArgs& a) {
+  settle_config(cmd, a);
+  RunConfig& c = a.config;
+  const bool resume = !a.resume.empty();
   const int workers = set_threads(a.threads);
   c.train.threads = workers;
   const DataSplits data = load_data(c.data);
-  const Tokenization src_mode = parse_tokenization(c.data.source_tokens);
-  const Tokenization tgt_mode = parse_tokenization(c.data.target_tokens);
+  const BatcherOptions bo{.batch_size = c.batch_size,
+                          .source_tokenization = parse_tokenization(c.data.source_tokens),
+                          .target_tokenization = parse_tokenization(c.data.target_tokens),
+                          .seed = c.data.seed};
   Vocab source_vocab, target_vocab;
   if (resume) {
     source_vocab = Vocab::load(a.out + "/source_vocab.json");
     target_vocab = Vocab::load(a.out + "/target_vocab.json");
   } else {
-    source_vocab = build_source_vocab(data.train, src_mode);
-    target_vocab = build_target_vocab(data.train, tgt_mode);
+    source_vocab = build_source_vocab(data.train, bo.source_tokenization);
+    target_vocab = build_target_vocab(data.train, bo.target_tokenization);
     c.model.src_vocab = source_vocab.size();
     c.model.tgt_vocab = target_vocab.size();
-    std::filesystem::create_directories(a.out);
-    source_vocab.save(a.out + "/source_vocab.json");
-    target_vocab.save(a.out + "/target_vocab.json");
-    std::ofstream(RunFiles{a.out}.config()) << c.to_json().dump(2) << "\n";
+    start_run_directory(a.out, c, source_vocab, target_vocab);
   }
-  const BatcherOptions bo{.batch_size = c.batch_size,
-                          .source_tokenization = src_mode,
-                          .target_tokenization = tgt_mode,
-                          .seed = c.data.seed};
   const Batcher train_batches(data.train, source_vocab, target_vocab, bo);
   const Batcher valid_batches(data.valid, source_vocab, target_vocab, bo);
   Generator gen(c.data.seed);
@@ -93,45 +185,22 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
       "{}\n",
       c.model.cell, c.model.layers, c.model.hidden, c.model.embed, c.model.attention, c.model.style,
       model.num_parameters(), workers, blas_core_name());
-  train(model, gen, train_batches, valid_batches, target_vocab, c.train, RunFiles{a.out},
-        c.to_json().dump(), resume, [](const nlohmann::json& line) {
-          const auto& v = line.at("valid");
-          fmt::print(
-              "valid @ step {}: loss {:.4f}  exact {:.2f}%  token acc {:.2f}%  WER {:.2f}%  "
-              "PER {:.2f}%  ({:.0f}s)\n",
-              line.at("step").get<std::int64_t>(), v.at("loss").get<double>(),
-              100 * v.at("exact_match").get<double>(), 100 * v.at("token_accuracy").get<double>(),
-              100 * v.at("wer").get<double>(), 100 * v.at("per").get<double>(),
-              line.at("elapsed_s").get<double>());
-          std::fflush(stdout);
-        });
-  if (data.test.empty()) return;
-  // Score the best checkpoint on the test split.
-  LoadedRun best = load_run(a.out);
-  const Batcher test_batches(data.test, source_vocab, target_vocab, bo);
-  const EvalResult er = evaluate(*best.model, test_batches, target_vocab,
-                                 {.beam = a.test_beam, .max_len = 0}, 0, workers);
-  std::ofstream(a.out + "/test_metrics.json") << er.to_json().dump(2) << "\n";
-  fmt::print(
-      "test ({} examples, beam {}): exact match {:.2f}%  token accuracy {:.2f}%  WER "
-      "{:.2f}%  PER {:.2f}%  loss {:.4f}\n",
-      er.scores.examples, a.test_beam, 100 * er.scores.exact_match, 100 * er.scores.token_accuracy,
-      100 * er.scores.wer, 100 * er.scores.per, er.loss);
-  if (c.model.attention != "none") {
-    const std::string& input = data.test.front().source;
-    const SourceBatch sb = encode_sources({input}, source_vocab, src_mode);
-    const Hypothesis h = beam_search(*best.model, sb.src, sb.lengths,
-                                     {.beam = 1, .max_len = 2 * sb.lengths[0] + 10})[0];
-    std::vector<std::string> out = target_vocab.decode(h.tokens);
-    out.push_back("</s>");
-    fmt::print("\nattention for \"{}\" -> \"{}\":\n{}", input,
-               detokenize(target_vocab.decode(h.tokens), tgt_mode),
-               heatmap_text(sb.tokens[0], out, h.attention));
+  ProgressDisplay display;
+  const TrainOutcome outcome = train(
+      model, gen, {.train = train_batches, .valid = valid_batches, .target_vocab = target_vocab},
+      c.train, {.files = RunFiles{a.out}, .config_text = c.to_json().dump(), .resume = resume},
+      display.hooks());
+  display.finish();
+  if (outcome.already_complete) {
+    fmt::print(
+        "seqgrad train: the run in {} is complete (step {}); nothing to do, its files are left "
+        "as they are (HINT: raise train.steps or train.epochs in its config.json to go on)\n",
+        a.out, outcome.steps);
+    return;
   }
-  fmt::print(
-      "run written to {}/ (best.safetensors, last.safetensors, metrics.jsonl, "
-      "test_metrics.json)\n",
-      a.out);
+  if (!data.test.empty()) score_test(a, data, bo, workers);
+  fmt::print("run written to {}/ (best.safetensors, last.safetensors, metrics.jsonl{})\n", a.out,
+             data.test.empty() ? "" : ", test_metrics.json");
 }
 
 }  // namespace
@@ -180,8 +249,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--epochs", c.train.epochs)->capture_default_str();
   cmd->add_option("--steps", c.train.steps, "stop after this many steps (overrides --epochs)");
   cmd->add_option("--lr", c.train.lr)->capture_default_str();
-  cmd->add_option("--schedule", c.train.schedule, "plateau, constant, cosine, inverse_sqrt")
-      ->capture_default_str();
+  cmd->add_option_function<std::string>(
+      "--schedule", [a](const std::string& s) { a->config.train.schedule = parse_schedule(s); },
+      fmt::format("{} (default plateau)", fmt::join(schedule_names(), ", ")));
   cmd->add_option("--warmup", c.train.warmup)->capture_default_str();
   cmd->add_option("--clip", c.train.clip)->capture_default_str();
   cmd->add_option("--teacher-forcing", c.train.teacher_forcing)->capture_default_str();
@@ -198,8 +268,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--valid-every", c.train.valid_every,
                   "steps between validations (0: each epoch)");
   cmd->add_option("--valid-examples", c.train.valid_examples)->capture_default_str();
-  cmd->add_option("--select-on", c.train.select_on, "exact_match, loss, wer or per")
-      ->capture_default_str();
+  cmd->add_option_function<std::string>(
+      "--select-on", [a](const std::string& s) { a->config.train.select_on = parse_metric(s); },
+      fmt::format("the validation number that picks the best checkpoint, ties going to the lower "
+                  "loss: {} (default exact_match)",
+                  fmt::join(metric_names(), ", ")));
   cmd->add_option("--seed", c.data.seed)->capture_default_str();
   cmd->add_option("--threads", a->threads,
                   "worker threads, each taking a share of every batch (0: one per core)");

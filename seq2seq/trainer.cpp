@@ -1,14 +1,15 @@
-// The training loop. Shape legend: B batch, S source length, T target length, V vocabulary.
+// Training options, evaluation and the training loop (see trainer.h for the reading order).
+// Shape legend: B batch, S source length, T target length, V vocabulary.
 #include "seq2seq/trainer.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
+#include <fmt/ranges.h>
 
-#include <chrono>
+#include <array>
+#include <cassert>
 #include <cmath>
-#include <cstdio>
-#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 
 #include "autograd/ops.h"
@@ -21,6 +22,114 @@
 
 namespace seqgrad {
 
+// ---------------------------------------------------------------------------------------------
+// Options: names, parsing, ranges
+
+namespace {
+
+// clang-format off
+constexpr std::array<std::pair<Schedule, std::string_view>, 4> kSchedules{{
+    {Schedule::plateau,      "plateau"},
+    {Schedule::constant,     "constant"},
+    {Schedule::cosine,       "cosine"},
+    {Schedule::inverse_sqrt, "inverse_sqrt"},
+}};
+constexpr std::array<std::pair<Metric, std::string_view>, 6> kMetrics{{
+    {Metric::exact_match,    "exact_match"},
+    {Metric::token_accuracy, "token_accuracy"},
+    {Metric::wer,            "wer"},
+    {Metric::per,            "per"},
+    {Metric::loss,           "loss"},
+    {Metric::perplexity,     "perplexity"},
+}};
+// clang-format on
+
+template <class Enum, std::size_t N>
+std::string_view name_of(const std::array<std::pair<Enum, std::string_view>, N>& table, Enum e) {
+  for (const auto& [value, name] : table) {
+    if (value == e) return name;
+  }
+  assert(false && "every enumerator is in its table");
+  return "?";
+}
+
+template <class Enum, std::size_t N>
+std::vector<std::string> names_of(const std::array<std::pair<Enum, std::string_view>, N>& table) {
+  std::vector<std::string> names;
+  for (const auto& entry : table) names.emplace_back(entry.second);
+  return names;
+}
+
+template <class Enum, std::size_t N>
+Enum parse_name(const std::array<std::pair<Enum, std::string_view>, N>& table,
+                std::string_view name, std::string_view option) {
+  for (const auto& [value, known] : table) {
+    if (known == name) return value;
+  }
+  throw ValueError(
+      fmt::format("{} '{}': unknown (known: {})", option, name, fmt::join(names_of(table), ", ")));
+}
+
+// ValueError "OPTION VALUE: must be RULE" unless `ok`.
+template <class T>
+void require(bool ok, std::string_view option, T value, std::string_view rule) {
+  if (!ok) throw ValueError(fmt::format("{} {}: must be {}", option, value, rule));
+}
+
+// Written so that NaN is out of every range.
+bool within(double x, double lo, double hi) {
+  return x >= lo && x <= hi;
+}
+bool within_open_top(double x, double lo, double hi) {
+  return x >= lo && x < hi;
+}
+
+}  // namespace
+
+std::string_view schedule_name(Schedule s) {
+  return name_of(kSchedules, s);
+}
+Schedule parse_schedule(std::string_view name, std::string_view option) {
+  return parse_name(kSchedules, name, option);
+}
+std::vector<std::string> schedule_names() {
+  return names_of(kSchedules);
+}
+std::string_view metric_name(Metric m) {
+  return name_of(kMetrics, m);
+}
+Metric parse_metric(std::string_view name, std::string_view option) {
+  return parse_name(kMetrics, name, option);
+}
+std::vector<std::string> metric_names() {
+  return names_of(kMetrics);
+}
+
+bool lower_is_better(Metric m) {
+  return m == Metric::wer || m == Metric::per || m == Metric::loss || m == Metric::perplexity;
+}
+
+void TrainOptions::check() const {
+  const double big = std::numeric_limits<double>::max();
+  // clang-format off
+  require(epochs >= 1,                          "--epochs",          epochs,          "at least 1");
+  require(steps >= 0,                           "--steps",           steps,           "at least 0 (0: use --epochs)");
+  require(within(lr, 0, big) && lr > 0,         "--lr",              lr,              "a number above 0");
+  require(within(clip, 0, big),                 "--clip",            clip,            "at least 0 (0: off)");
+  require(within(teacher_forcing, 0, 1),        "--teacher-forcing", teacher_forcing, "in [0, 1]");
+  require(within(teacher_forcing_end, 0, 1) || teacher_forcing_end == -1,
+                                                "--teacher-forcing-end", teacher_forcing_end, "in [0, 1] (or -1: off)");
+  require(within_open_top(label_smoothing, 0, 1), "--label-smoothing", label_smoothing, "in [0, 1)");
+  require(within_open_top(ema, 0, 1),           "--ema",             ema,             "in [0, 1) (0: off)");
+  require(warmup >= 0,                          "--warmup",          warmup,          "at least 0");
+  require(valid_every >= 0,                     "--valid-every",     valid_every,     "at least 0 (0: each epoch)");
+  require(valid_examples >= 0,                  "--valid-examples",  valid_examples,  "at least 0 (0: all)");
+  require(beam >= 1,                            "--beam",            beam,            "at least 1");
+  require(max_decode_len >= 0,                  "max_decode_len",    max_decode_len,  "at least 0 (0: from the source)");
+  require(threads >= 1,                         "--threads",         threads,         "at least 1");
+  // clang-format on
+}
+
 nlohmann::json TrainOptions::to_json() const {
   return {{"epochs", epochs},
           {"steps", steps},
@@ -30,13 +139,13 @@ nlohmann::json TrainOptions::to_json() const {
           {"teacher_forcing_end", teacher_forcing_end},
           {"label_smoothing", label_smoothing},
           {"ema", ema},
-          {"schedule", schedule},
+          {"schedule", schedule_name(schedule)},
           {"warmup", warmup},
           {"valid_every", valid_every},
           {"valid_examples", valid_examples},
           {"beam", beam},
           {"max_decode_len", max_decode_len},
-          {"select_on", select_on},
+          {"select_on", metric_name(select_on)},
           {"threads", threads}};
 }
 
@@ -51,18 +160,38 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     o.teacher_forcing_end = j.at("teacher_forcing_end");
     o.label_smoothing = j.at("label_smoothing");
     o.ema = j.value("ema", 0.0);  // absent in run directories written before it existed
-    o.schedule = j.at("schedule");
+    o.schedule = parse_schedule(j.at("schedule").get<std::string>(), "schedule");
     o.warmup = j.at("warmup");
     o.valid_every = j.at("valid_every");
     o.valid_examples = j.at("valid_examples");
     o.beam = j.at("beam");
     o.max_decode_len = j.at("max_decode_len");
-    o.select_on = j.at("select_on");
+    o.select_on = parse_metric(j.at("select_on").get<std::string>(), "select_on");
     o.threads = j.value("threads", 1);  // absent in run directories written before it existed
   } catch (const nlohmann::json::exception& e) {
     throw ValueError(fmt::format("training options: {}", e.what()));
   }
+  o.check();
   return o;
+}
+
+double EvalResult::metric(Metric m) const {
+  switch (m) {
+    case Metric::exact_match:
+      return scores.exact_match;
+    case Metric::token_accuracy:
+      return scores.token_accuracy;
+    case Metric::wer:
+      return scores.wer;
+    case Metric::per:
+      return scores.per;
+    case Metric::loss:
+      return loss;
+    case Metric::perplexity:
+      return perplexity;
+  }
+  assert(false && "every metric has a case");
+  return 0;
 }
 
 nlohmann::json EvalResult::to_json() const {
@@ -122,192 +251,294 @@ EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& da
   return r;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Training
+
+StepLoss train_step(DataParallel& parallel, Optimizer& opt, const Batch& batch,
+                    const LossOptions& loss, double clip, Generator& gen) {
+  opt.zero_grad();
+  const StepLoss r = parallel.loss_backward(batch, loss, gen);  // forward, loss, backward
+  if (clip > 0) clip_grad_norm(opt.params(), clip);
+  opt.step();
+  return r;
+}
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
+// Where a run is, besides its weights, optimizer and random state.
+struct Position {
+  std::int64_t step = 0, epoch = 0;
+  std::int64_t next_batch = 0;  // in the epoch's plan
+};
 
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+// The best validation so far: its selection metric, and its loss (which breaks ties).
+struct Best {
+  double metric = 0;
+  double loss = INFINITY;
+};
 
-std::string duration_text(double s) {
-  const auto total = static_cast<long>(s);
-  return total >= 3600 ? fmt::format("{}h{:02d}m", total / 3600, (total / 60) % 60)
-                       : fmt::format("{}m{:02d}s", total / 60, total % 60);
-}
+// Target-token-weighted training loss since the last validation.
+struct LossWindow {
+  double sum = 0;
+  std::int64_t tokens = 0;
+  void add(const StepLoss& r) {
+    sum += r.loss * static_cast<double>(r.tokens);
+    tokens += r.tokens;
+  }
+  double mean() const { return tokens > 0 ? sum / static_cast<double>(tokens) : 0.0; }
+};
 
-// Keeps only the metrics lines up to `step` (a resumed run rewrites what came after).
-void truncate_metrics(const std::string& path, std::int64_t step) {
+// The lines of a metrics log up to `step` (a resumed run writes again what came after).
+std::string metrics_up_to(const std::string& path, std::int64_t step) {
   std::ifstream in(path);
   std::string line, kept;
   while (std::getline(in, line)) {
-    if (!line.empty() && nlohmann::json::parse(line, nullptr, false).value("step", 0) <= step) {
-      kept += line + "\n";
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("step", std::int64_t{0}) <= step) kept += line + "\n";
+  }
+  return kept;
+}
+
+const std::string& extra_of(const TrainingState& st, const std::string& key,
+                            const std::string& path) {
+  const auto it = st.extra.find(key);
+  if (it == st.extra.end()) {
+    throw CheckpointError(fmt::format("checkpoint {}: metadata 'extra.{}' is missing", path, key));
+  }
+  return it->second;
+}
+
+// One run of train(): the loop and the named pieces around it, over the state they share.
+class Training {
+ public:
+  Training(Seq2Seq& model, Generator& gen, const TrainData& data, const TrainOptions& options,
+           const RunSetup& run, const TrainHooks& hooks);
+  TrainOutcome run();
+
+ private:
+  void start_fresh();
+  void resume();
+  void step(const Batch& b);
+  void validate();
+  bool improves(const EvalResult& er) const;
+  void save_best();
+  void save_last();
+  TrainingState state() const;
+  double teacher_forcing() const;
+  LrSchedule make_schedule() const;
+
+  Seq2Seq& model_;
+  Generator& gen_;
+  const TrainData& data_;
+  const TrainOptions& o_;
+  const RunSetup& run_;
+  const TrainHooks& hooks_;
+  Adam opt_;
+  DataParallel parallel_;
+  std::int64_t total_;  // steps
+  LrSchedule schedule_;
+  ReduceLROnPlateau plateau_;
+  std::unique_ptr<ExponentialMovingAverage> ema_;
+  NamedVariables last_tensors_;  // with a moving average, also "ema.<name>" for each average
+  Position pos_;
+  Best best_;
+  LossWindow window_;
+  std::int64_t last_valid_ = -1;  // step of the last validation
+  std::string metrics_;           // metrics.jsonl's text
+};
+
+std::int64_t total_steps(const TrainData& data, const TrainOptions& o) {
+  const auto batches = static_cast<std::int64_t>(data.train.epoch_plan(0).size());
+  if (batches == 0) throw ValueError("train: the training data has no examples");
+  if (data.valid.size() == 0) throw ValueError("train: the validation data has no examples");
+  return o.steps > 0 ? o.steps : o.epochs * batches;
+}
+
+Training::Training(Seq2Seq& model, Generator& gen, const TrainData& data,
+                   const TrainOptions& options, const RunSetup& run, const TrainHooks& hooks)
+    : model_(model),
+      gen_(gen),
+      data_(data),
+      o_(options),
+      run_(run),
+      hooks_(hooks),
+      opt_(model.parameters(), {.lr = options.lr}),
+      parallel_(model, options.threads),
+      total_(total_steps(data, options)),
+      schedule_(make_schedule()),
+      plateau_({.factor = 0.5, .patience = 1, .min_lr = options.lr / 64}),
+      last_tensors_(model.named_parameters()) {
+  best_.metric = lower_is_better(o_.select_on) ? INFINITY : -INFINITY;
+  if (o_.ema > 0) {
+    ema_ = std::make_unique<ExponentialMovingAverage>(model.parameters(), o_.ema);
+    const NamedVariables named = model.named_parameters();
+    for (std::size_t k = 0; k < named.size(); ++k) {
+      last_tensors_.emplace_back("ema." + named[k].first, Variable(ema_->averages()[k]));
     }
   }
-  in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
+}
+
+LrSchedule Training::make_schedule() const {
+  switch (o_.schedule) {
+    case Schedule::cosine:
+      return warmup_cosine(o_.lr, o_.warmup, total_, o_.lr / 50);
+    case Schedule::inverse_sqrt:
+      return warmup_inverse_sqrt(o_.lr, std::max<std::int64_t>(o_.warmup, 1));
+    case Schedule::plateau:  // steps after each validation instead
+    case Schedule::constant:
+      return {};
+  }
+  return {};
+}
+
+TrainOutcome Training::run() {
+  for (const std::string& f : {run_.files.best(), run_.files.last(), run_.files.metrics()}) {
+    remove_stale_temporaries(f);  // left by a killed run
+  }
+  if (run_.resume) {
+    resume();
+    if (pos_.step >= total_) return {.steps = pos_.step, .already_complete = true};
+  } else {
+    start_fresh();
+  }
+  model_.train();
+  while (pos_.step < total_) {
+    const auto plan = data_.train.epoch_plan(static_cast<std::uint64_t>(pos_.epoch));
+    const auto batches = static_cast<std::int64_t>(plan.size());
+    while (pos_.next_batch < batches && pos_.step < total_) {
+      step(data_.train.make_batch(plan[static_cast<std::size_t>(pos_.next_batch++)]));
+      if (o_.valid_every > 0 && pos_.step % o_.valid_every == 0) validate();
+    }
+    if (pos_.next_batch >= batches) {
+      ++pos_.epoch;
+      pos_.next_batch = 0;
+      if (o_.valid_every <= 0) validate();
+    }
+  }
+  if (last_valid_ != pos_.step) validate();
+  return {.steps = pos_.step, .already_complete = false};
+}
+
+// A new run's directory holds an empty log and step-0 checkpoints from the start, so that a run
+// killed before its first validation can be resumed too.
+void Training::start_fresh() {
+  save_text_file(run_.files.metrics(), metrics_);
+  save_best();
+  save_last();
+}
+
+void Training::resume() {
+  const std::string& path = run_.files.last();
+  const TrainingState st = load_checkpoint(path, last_tensors_, &opt_);
+  pos_ = {.step = st.step,
+          .epoch = st.epoch,
+          .next_batch = std::stoll(extra_of(st, "next_batch", path))};
+  gen_.set_state(st.rng);
+  best_.metric = std::stod(extra_of(st, "best", path));
+  // Runs written before ties were broken by the loss did not keep it.
+  if (st.extra.count("best_loss")) best_.loss = std::stod(st.extra.at("best_loss"));
+  if (ema_) ema_->set_updates(std::stoll(extra_of(st, "ema_updates", path)));
+  ScheduleState ps;
+  for (const auto& [k, v] : st.extra) {
+    if (k.rfind("plateau.", 0) == 0) ps[k.substr(8)] = std::stod(v);
+  }
+  plateau_.load_state(ps);
+  last_valid_ = pos_.step;          // checkpoints are written by validations
+  if (pos_.step >= total_) return;  // a finished run: its files stay as they are
+  metrics_ = metrics_up_to(run_.files.metrics(), pos_.step);
+  save_text_file(run_.files.metrics(), metrics_);
+}
+
+double Training::teacher_forcing() const {
+  if (o_.teacher_forcing_end < 0) return o_.teacher_forcing;
+  return o_.teacher_forcing + (o_.teacher_forcing_end - o_.teacher_forcing) *
+                                  static_cast<double>(pos_.step) / static_cast<double>(total_);
+}
+
+void Training::step(const Batch& b) {
+  if (schedule_) apply_schedule(schedule_, opt_);
+  const LossOptions loss{.teacher_forcing = teacher_forcing(),
+                         .label_smoothing = o_.label_smoothing};
+  const StepLoss r = train_step(parallel_, opt_, b, loss, o_.clip, gen_);
+  if (ema_) ema_->update();
+  ++pos_.step;
+  window_.add(r);
+  if (hooks_.on_step) {
+    hooks_.on_step({.step = pos_.step,
+                    .total = total_,
+                    .epoch = pos_.epoch,
+                    .lr = opt_.lr(),
+                    .train_loss = window_.mean(),
+                    .tokens = r.tokens});
+  }
+}
+
+// Decodes the validation split, logs a metrics line, keeps the best weights and steps the
+// plateau schedule; then checkpoints.
+void Training::validate() {
+  last_valid_ = pos_.step;
+  if (ema_) ema_->swap();  // validate (and keep as best) the averaged weights
+  model_.eval();
+  const EvalResult er =
+      evaluate(model_, data_.valid, data_.target_vocab,
+               {.beam = o_.beam, .max_len = o_.max_decode_len}, o_.valid_examples, o_.threads);
+  model_.train();
+  const nlohmann::json line = {{"step", pos_.step},
+                               {"epoch", pos_.epoch},
+                               {"lr", opt_.lr()},
+                               {"train_loss", window_.mean()},
+                               {"valid", er.to_json()}};
+  window_ = {};
+  metrics_ += line.dump() + "\n";
+  save_text_file(run_.files.metrics(), metrics_);
+  const bool better = improves(er);
+  if (better) best_ = {.metric = er.metric(o_.select_on), .loss = er.loss};
+  if (o_.schedule == Schedule::plateau) plateau_.step(er.loss, opt_);
+  // The log line is written first: a run killed before last.safetensors is replaced resumes
+  // from the older checkpoint and writes the line again.
+  if (better) save_best();
+  if (ema_) ema_->swap();  // back to the raw weights
+  save_last();
+  if (hooks_.on_validation) hooks_.on_validation(line);
+}
+
+// Better on the selection metric, or equal to the best and lower in loss.
+bool Training::improves(const EvalResult& er) const {
+  const double m = er.metric(o_.select_on);
+  const bool better = lower_is_better(o_.select_on) ? m < best_.metric : m > best_.metric;
+  return better || (m == best_.metric && er.loss < best_.loss);
+}
+
+// The model's weights as they are (the averages, while validation has them swapped in).
+void Training::save_best() {
+  save_checkpoint(run_.files.best(), model_.named_parameters(), nullptr, state());
+}
+
+// Everything a resume needs: raw weights, averages, optimizer, position, random state, best.
+void Training::save_last() {
+  save_checkpoint(run_.files.last(), last_tensors_, &opt_, state());
+}
+
+TrainingState Training::state() const {
+  TrainingState st{.step = pos_.step,
+                   .epoch = pos_.epoch,
+                   .rng = gen_.state(),
+                   .config = run_.config_text,
+                   .extra = {}};
+  st.extra["next_batch"] = std::to_string(pos_.next_batch);
+  st.extra["best"] = fmt::format("{:.17g}", best_.metric);
+  st.extra["best_loss"] = fmt::format("{:.17g}", best_.loss);
+  if (ema_) st.extra["ema_updates"] = std::to_string(ema_->updates());
+  for (const auto& [k, v] : plateau_.state()) st.extra["plateau." + k] = fmt::format("{:.17g}", v);
+  return st;
 }
 
 }  // namespace
 
-void train(Seq2Seq& model, Generator& gen, const Batcher& train_data, const Batcher& valid,
-           const Vocab& target_vocab, const TrainOptions& options, const RunFiles& files,
-           const std::string& config_text, bool resume, const ValidationHook& on_validation) {
-  const bool select_min = options.select_on == "loss" || options.select_on == "wer" ||
-                          options.select_on == "per" || options.select_on == "perplexity";
-  Adam opt(model.parameters(), {.lr = options.lr});
-  DataParallel parallel(model, options.threads);
-  ReduceLROnPlateau plateau({.factor = 0.5, .patience = 1, .min_lr = options.lr / 64});
-  const auto batches_per_epoch = static_cast<std::int64_t>(train_data.epoch_plan(0).size());
-  const std::int64_t total = options.steps > 0 ? options.steps : options.epochs * batches_per_epoch;
-  LrSchedule schedule;
-  if (options.schedule == "cosine") {
-    schedule = warmup_cosine(options.lr, options.warmup, total, options.lr / 50);
-  } else if (options.schedule == "inverse_sqrt") {
-    schedule = warmup_inverse_sqrt(options.lr, std::max<std::int64_t>(options.warmup, 1));
-  } else if (options.schedule != "plateau" && options.schedule != "constant") {
-    throw ValueError(
-        fmt::format("unknown schedule '{}' (known: plateau, constant, cosine, "
-                    "inverse_sqrt)",
-                    options.schedule));
-  }
-
-  // With a moving average, the last checkpoint also holds the averages, as "ema.<name>".
-  std::unique_ptr<ExponentialMovingAverage> ema;
-  NamedVariables last_tensors = model.named_parameters();
-  if (options.ema > 0) {
-    ema = std::make_unique<ExponentialMovingAverage>(model.parameters(), options.ema);
-    const NamedVariables named = model.named_parameters();
-    for (std::size_t k = 0; k < named.size(); ++k) {
-      last_tensors.emplace_back("ema." + named[k].first, Variable(ema->averages()[k]));
-    }
-  }
-
-  std::int64_t step = 0, epoch = 0, next_batch = 0;
-  double best = select_min ? INFINITY : -INFINITY;
-  if (resume) {
-    const TrainingState st = load_checkpoint(files.last(), last_tensors, &opt);
-    if (ema) ema->set_updates(std::stoll(st.extra.at("ema_updates")));
-    step = st.step;
-    epoch = st.epoch;
-    gen.set_state(st.rng);
-    next_batch = std::stoll(st.extra.at("next_batch"));
-    best = std::stod(st.extra.at("best"));
-    ScheduleState ps;
-    for (const auto& [k, v] : st.extra) {
-      if (k.rfind("plateau.", 0) == 0) ps[k.substr(8)] = std::stod(v);
-    }
-    plateau.load_state(ps);
-    truncate_metrics(files.metrics(), step);
-  } else {
-    std::ofstream(files.metrics(), std::ios::trunc);
-  }
-
-  const bool tty = isatty(fileno(stdout)) != 0;
-  const Clock::time_point start = Clock::now();
-  Clock::time_point window = Clock::now();
-  double window_loss = 0;
-  std::int64_t window_tokens = 0, last_valid = -1;
-  std::int64_t report_tokens = 0;  // since the last progress line, for tokens/s
-  const std::int64_t start_step = step;
-
-  auto checkpoint_state = [&] {
-    TrainingState st{
-        .step = step, .epoch = epoch, .rng = gen.state(), .config = config_text, .extra = {}};
-    st.extra["next_batch"] = std::to_string(next_batch);
-    st.extra["best"] = fmt::format("{:.17g}", best);
-    if (ema) st.extra["ema_updates"] = std::to_string(ema->updates());
-    for (const auto& [k, v] : plateau.state()) st.extra["plateau." + k] = fmt::format("{:.17g}", v);
-    return st;
-  };
-
-  auto validate = [&] {
-    last_valid = step;
-    if (ema) ema->swap();  // validate (and keep as best) the averaged weights
-    model.eval();
-    const EvalResult er = evaluate(model, valid, target_vocab,
-                                   {.beam = options.beam, .max_len = options.max_decode_len},
-                                   options.valid_examples, options.threads);
-    model.train();
-    const double elapsed = seconds_since(start);
-    nlohmann::json line = {{"step", step},
-                           {"epoch", epoch},
-                           {"lr", opt.lr()},
-                           {"train_loss", window_tokens > 0 ? window_loss / window_tokens : 0.0},
-                           {"elapsed_s", elapsed},
-                           {"valid", er.to_json()}};
-    window_loss = 0;
-    window_tokens = 0;
-    std::ofstream(files.metrics(), std::ios::app) << line.dump() << "\n";
-    const double value = line.at("valid").at(options.select_on).get<double>();
-    const bool better = select_min ? value < best : value > best;
-    if (better) best = value;
-    if (options.schedule == "plateau") plateau.step(er.loss, opt);
-    if (better)
-      save_checkpoint(files.best(), model.named_parameters(), nullptr, checkpoint_state());
-    if (ema) ema->swap();
-    save_checkpoint(files.last(), last_tensors, &opt, checkpoint_state());
-    if (tty) std::fputs("\r\033[K", stdout);
-    if (on_validation) on_validation(line);
-  };
-
-  model.train();
-  while (step < total) {
-    const auto plan = train_data.epoch_plan(static_cast<std::uint64_t>(epoch));
-    for (; next_batch < static_cast<std::int64_t>(plan.size()) && step < total;) {
-      const Batch b = train_data.make_batch(plan[static_cast<std::size_t>(next_batch)]);
-      ++next_batch;
-      if (schedule) apply_schedule(schedule, opt);
-      double tf = options.teacher_forcing;
-      if (options.teacher_forcing_end >= 0) {
-        tf += (options.teacher_forcing_end - tf) * static_cast<double>(step) /
-              static_cast<double>(total);
-      }
-      opt.zero_grad();
-      const StepLoss r = parallel.loss_backward(
-          b, {.teacher_forcing = tf, .label_smoothing = options.label_smoothing}, gen);
-      if (options.clip > 0) clip_grad_norm(model.parameters(), options.clip);
-      opt.step();
-      if (ema) ema->update();
-      ++step;
-      window_loss += r.loss * static_cast<double>(r.tokens);
-      window_tokens += r.tokens;
-      report_tokens += r.tokens;
-      const bool report = tty ? seconds_since(window) > 0.25 : step % 100 == 0;
-      if (report || step == total) {
-        const double elapsed = seconds_since(start);
-        const double rate = static_cast<double>(step - start_step) / std::max(elapsed, 1e-9);
-        const double eta = static_cast<double>(total - step) / std::max(rate, 1e-9);
-        const double tok_s =
-            static_cast<double>(report_tokens) / std::max(seconds_since(window), 1e-9);
-        const std::string stats =
-            fmt::format("step {}/{} epoch {} loss {:.4f} lr {:.2e} {:.0f} tok/s ETA {}", step,
-                        total, epoch + 1, window_tokens > 0 ? window_loss / window_tokens : 0.0,
-                        opt.lr(), tok_s, duration_text(eta));
-        if (tty) {
-          const int width = 24;
-          const int filled = static_cast<int>(width * step / total);
-          fmt::print("\r\033[K[{}{}] {}", std::string(filled, '#'),
-                     std::string(width - filled, '.'), stats);
-          std::fflush(stdout);
-        } else {
-          fmt::print("{}\n", stats);
-          std::fflush(stdout);  // a log file should show progress as it happens
-        }
-        window = Clock::now();
-        report_tokens = 0;
-      }
-      if (options.valid_every > 0 && step % options.valid_every == 0) validate();
-    }
-    if (next_batch >= static_cast<std::int64_t>(plan.size())) {
-      ++epoch;
-      next_batch = 0;
-      if (options.valid_every <= 0) validate();
-    }
-  }
-  if (last_valid != step) validate();
-  if (tty) fmt::print("\n");
+TrainOutcome train(Seq2Seq& model, Generator& gen, const TrainData& data,
+                   const TrainOptions& options, const RunSetup& run, const TrainHooks& hooks) {
+  options.check();
+  return Training(model, gen, data, options, run, hooks).run();
 }
 
 }  // namespace seqgrad

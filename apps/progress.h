@@ -1,0 +1,34 @@
+// What seqgrad train shows while it runs: on a terminal a progress bar redrawn four times a
+// second, in a log a line every 100 steps; and one line per validation. It draws from the
+// trainer's hooks (seq2seq/trainer.h), so the library itself prints nothing.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+
+#include "seq2seq/trainer.h"
+
+namespace seqgrad::app {
+
+class ProgressDisplay {
+ public:
+  ProgressDisplay();
+  // Hooks that draw on this display (which must outlive them).
+  TrainHooks hooks();
+  void on_step(const StepReport& r);
+  void on_validation(const nlohmann::json& line);
+  void finish();  // ends the bar's line
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void draw(const StepReport& r);
+
+  bool tty_;
+  Clock::time_point start_, window_start_;
+  std::int64_t first_step_ = -1;    // the step this process started from
+  std::int64_t window_tokens_ = 0;  // since the last drawing, for tokens/s
+  bool bar_shown_ = false;
+};
+
+}  // namespace seqgrad::app

@@ -1,0 +1,40 @@
+// Task recipes (see recipes.h).
+#include "seq2seq/recipes.h"
+
+namespace seqgrad {
+
+namespace {
+
+// The recipe behind the README's G2P figures: a 2x256 encoder-decoder over phoneme words,
+// 20 epochs, cosine decay after a short warm-up, label smoothing, and validation (and the best
+// checkpoint) on a moving average of the weights, selected by word error rate.
+void g2p_recipe(const Chosen& chosen, const RecipeTarget& t) {
+  // clang-format off
+  if (!chosen("target_tokens"))   t.target_tokens = "words";
+  if (!chosen("hidden"))          t.model.hidden = 256;
+  if (!chosen("embed"))           t.model.embed = 128;
+  if (!chosen("layers"))          t.model.layers = 2;
+  if (!chosen("dropout"))         t.model.dropout = 0.2;
+  if (!chosen("epochs"))          t.train.epochs = 20;
+  if (!chosen("schedule"))        t.train.schedule = Schedule::cosine;
+  if (!chosen("warmup"))          t.train.warmup = 500;
+  if (!chosen("label_smoothing")) t.train.label_smoothing = 0.1;
+  if (!chosen("ema"))             t.train.ema = 0.999;
+  if (!chosen("valid_every"))     t.train.valid_every = 4000;
+  if (!chosen("select_on"))       t.train.select_on = Metric::wer;
+  // clang-format on
+}
+
+// Dates are longer than the generated tasks' default sources.
+void dates_recipe(const Chosen& chosen, const RecipeTarget& t) {
+  if (!chosen("max_len")) t.max_len = 40;
+}
+
+}  // namespace
+
+void apply_recipe(const std::string& task, const Chosen& chosen, const RecipeTarget& target) {
+  if (task == "g2p") g2p_recipe(chosen, target);
+  if (task == "dates") dates_recipe(chosen, target);
+}
+
+}  // namespace seqgrad

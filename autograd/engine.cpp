@@ -35,6 +35,48 @@ std::vector<VarImpl*> topological_order(VarImpl* root) {
   return order;
 }
 
+// Runs node's hooks on its gradient g in order; each sees what the one before returned.
+Tensor run_hooks(const VarImpl& node, Tensor g) {
+  for (const GradHook& hook : node.hooks) {
+    if (!hook) continue;  // removed
+    Tensor replaced = hook(g);
+    if (!replaced.defined()) continue;
+    if (replaced.shape() != g.shape() || replaced.dtype() != g.dtype()) {
+      throw ShapeError(fmt::format(
+          "backward: a hook on the {} output {} returned a gradient {}; it must keep {}",
+          op_name(node.op), describe(node.data), describe(replaced), describe(g)));
+    }
+    g = std::move(replaced);
+  }
+  return g;
+}
+
+// A leaf's hooks see only this pass's gradient, so the sweep collects it apart from what .grad
+// already held and adds it after the hooks.
+struct HookedLeaf {
+  VarImpl* leaf;
+  Tensor before;  // .grad before this pass
+};
+
+std::vector<HookedLeaf> set_aside_hooked_leaves(const std::vector<VarImpl*>& order) {
+  std::vector<HookedLeaf> leaves;
+  for (VarImpl* node : order) {
+    if (node->is_leaf() && !node->hooks.empty()) {
+      leaves.push_back({node, std::move(node->grad)});
+      node->grad = Tensor();
+    }
+  }
+  return leaves;
+}
+
+void finish_hooked_leaves(std::vector<HookedLeaf>& leaves) {
+  for (HookedLeaf& h : leaves) {
+    Tensor pass = std::move(h.leaf->grad);
+    h.leaf->grad = std::move(h.before);
+    if (pass.defined()) h.leaf->accumulate(run_hooks(*h.leaf, std::move(pass)));
+  }
+}
+
 }  // namespace
 
 void Variable::backward(const BackwardOptions& options) const {
@@ -62,13 +104,21 @@ void Variable::backward(const Tensor& dy, const BackwardOptions& options) const 
                                  shape_str(shape())));
   }
   const std::vector<VarImpl*> order = topological_order(impl().get());
-  impl()->accumulate(dy);
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    VarImpl* node = *it;
-    if (node->is_leaf() || !node->grad.defined()) continue;
-    node->backward(node->grad, GradSink(node->inputs));
-    if (!options.keep_all_grads && !node->retain_grad) node->grad = Tensor();
+  std::vector<HookedLeaf> hooked = set_aside_hooked_leaves(order);
+  try {
+    impl()->accumulate(dy);
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      VarImpl* node = *it;
+      if (node->is_leaf() || !node->grad.defined()) continue;
+      if (!node->hooks.empty()) node->grad = run_hooks(*node, std::move(node->grad));
+      node->backward(node->grad, GradSink(*node));
+      if (!options.keep_all_grads && !node->retain_grad) node->grad = Tensor();
+    }
+  } catch (...) {  // a failed pass (anomaly mode, a hook) leaves the leaves' gradients as they were
+    for (HookedLeaf& h : hooked) h.leaf->grad = std::move(h.before);
+    throw;
   }
+  finish_hooked_leaves(hooked);
 }
 
 Variable make_result(Tensor y, Op op, const std::vector<Variable>& inputs, BackwardFn backward) {

@@ -49,17 +49,29 @@ NoGradGuard::~NoGradGuard() {
   g_grad_enabled = previous_;
 }
 
+GradSink::GradSink(const VarImpl& node) : node_(node), inputs_(node.inputs) {}
+
 bool GradSink::needs(std::size_t i) const {
   return inputs_[i]->requires_grad;
 }
 
+void GradSink::check(std::size_t i, const Tensor& g) const {
+  std::vector<std::string> described;
+  for (const auto& in : inputs_) described.push_back(describe(in->data));
+  check_backward(node_.op, i, g, described);
+}
+
 void GradSink::add(std::size_t i, const Tensor& g) const {
-  if (inputs_[i]->requires_grad) inputs_[i]->accumulate(g);
+  if (!inputs_[i]->requires_grad) return;
+  if (detect_anomaly()) check(i, g);
+  inputs_[i]->accumulate(g);
 }
 
 void GradSink::add_slab(std::size_t i, std::int64_t axis, std::int64_t start,
                         const Tensor& g) const {
-  if (inputs_[i]->requires_grad) inputs_[i]->accumulate_slab(axis, start, g);
+  if (!inputs_[i]->requires_grad) return;
+  if (detect_anomaly()) check(i, g);
+  inputs_[i]->accumulate_slab(axis, start, g);
 }
 
 namespace {
@@ -161,6 +173,28 @@ const std::string& Variable::name() const {
 Variable& Variable::retain_grad() {
   checked(impl_, "retain_grad").retain_grad = true;
   return *this;
+}
+
+std::size_t Variable::register_hook(GradHook hook) {
+  VarImpl& v = checked(impl_, "register_hook");
+  if (!v.requires_grad) {
+    throw ValueError(
+        fmt::format("register_hook: this {} value does not require grad, so no gradient will "
+                    "reach it",
+                    describe(v.data)));
+  }
+  if (!hook) throw ValueError("register_hook: the hook is empty");
+  v.hooks.push_back(std::move(hook));
+  return v.hooks.size() - 1;
+}
+
+void Variable::remove_hook(std::size_t handle) {
+  VarImpl& v = checked(impl_, "remove_hook");
+  if (handle >= v.hooks.size()) {
+    throw IndexError(
+        fmt::format("remove_hook: no hook {} (this value has {})", handle, v.hooks.size()));
+  }
+  v.hooks[handle] = nullptr;
 }
 
 void Variable::zero_grad() {

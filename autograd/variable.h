@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/anomaly.h"
 #include "autograd/op_registry.h"
 #include "tensor/tensor.h"
 
@@ -19,10 +20,11 @@ namespace seqgrad {
 struct VarImpl;
 class Variable;
 
-// What a backward closure uses to hand gradients to the op's inputs.
+// What a backward closure uses to hand gradients to the inputs of `node`, the op's output.
+// In anomaly mode it checks each gradient before adding it.
 class GradSink {
  public:
-  explicit GradSink(const std::vector<std::shared_ptr<VarImpl>>& inputs) : inputs_(inputs) {}
+  explicit GradSink(const VarImpl& node);
   // Whether input i wants a gradient (skip computing it otherwise).
   bool needs(std::size_t i) const;
   // Adds g (of input i's shape and dtype) into input i's gradient.
@@ -33,11 +35,17 @@ class GradSink {
   void add_slab(std::size_t i, std::int64_t axis, std::int64_t start, const Tensor& g) const;
 
  private:
+  void check(std::size_t i, const Tensor& g) const;  // anomaly mode
+  const VarImpl& node_;
   const std::vector<std::shared_ptr<VarImpl>>& inputs_;
 };
 
 // dy is the gradient of the loss with respect to this node's output.
 using BackwardFn = std::function<void(const Tensor& dy, const GradSink& sink)>;
+
+// A tensor hook: called during backward with a value's whole gradient (for a leaf, the part
+// this pass computed); returns the gradient to use instead, or an undefined Tensor to keep it.
+using GradHook = std::function<Tensor(const Tensor& grad)>;
 
 struct VarImpl {
   Tensor data;
@@ -49,6 +57,7 @@ struct VarImpl {
   Op op = Op::leaf;
   std::vector<std::shared_ptr<VarImpl>> inputs;
   BackwardFn backward;
+  std::vector<GradHook> hooks;   // register_hook; a removed one is left empty
   std::uint64_t visit_mark = 0;  // the engine's "seen in this sweep" stamp
 
   bool is_leaf() const { return op == Op::leaf; }
@@ -79,6 +88,13 @@ class Variable {
   const std::string& name() const;
   // Keep this non-leaf's gradient after backward.
   Variable& retain_grad();
+  // Runs `hook` on this value's gradient during every later backward, as PyTorch's
+  // Tensor.register_hook: on an intermediate before its gradient flows on to its inputs (what
+  // the hook returns is what flows on, and what retain_grad keeps); on a leaf before this pass's
+  // gradient is added into .grad. Hooks run in the order registered. Returns a handle for
+  // remove_hook.
+  std::size_t register_hook(GradHook hook);
+  void remove_hook(std::size_t handle);
 
   const Shape& shape() const { return data().shape(); }
   DType dtype() const { return data().dtype(); }
@@ -120,7 +136,7 @@ class NoGradGuard {
 };
 
 // Builds an op's output: records inputs and backward only when recording is on and some input
-// requires grad, so inference pays for none of it.
+// requires grad, so inference pays for none of it. In anomaly mode it checks the output first.
 template <class F>
 Variable make_result(Tensor y, Op op, std::initializer_list<const Variable*> inputs, F&& backward);
 Variable make_result(Tensor y, Op op, const std::vector<Variable>& inputs, BackwardFn backward);

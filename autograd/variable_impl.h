@@ -5,6 +5,11 @@ namespace seqgrad {
 
 template <class F>
 Variable make_result(Tensor y, Op op, std::initializer_list<const Variable*> inputs, F&& backward) {
+  if (detect_anomaly()) {
+    std::vector<std::string> described;
+    for (const Variable* v : inputs) described.push_back(describe(v->data()));
+    check_forward(op, y, described);
+  }
   auto impl = std::make_shared<VarImpl>();
   impl->data = std::move(y);
   if (grad_enabled()) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "tensor/elementwise.h"
@@ -162,6 +163,26 @@ Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
   }
   if (axes.empty()) return x.reshape(shape);
   return sum_impl(x, axes, true, __func__).reshape(shape);
+}
+
+NonFinite count_nonfinite(const Tensor& x) {
+  check_defined(x, __func__);
+  NonFinite r;
+  if (x.dtype() != DType::f32 && x.dtype() != DType::f64) return r;
+  const Tensor c = x.contiguous();
+  dispatch_floating(c.dtype(), __func__, [&]<class T>() {
+    const T* p = c.data<T>();
+    for (std::int64_t i = 0; i < c.numel(); ++i) {
+      if (std::isfinite(p[i])) continue;
+      if (std::isnan(p[i]))
+        ++r.nan;
+      else if (p[i] > 0)
+        ++r.pos_inf;
+      else
+        ++r.neg_inf;
+    }
+  });
+  return r;
 }
 
 }  // namespace seqgrad

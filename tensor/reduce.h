@@ -29,6 +29,14 @@ Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim = false);
 // summed away, axes where `shape` has 1 are summed with keepdim.
 Tensor sum_to_shape(const Tensor& x, const Shape& shape);
 
+// How many elements are NaN, +inf and -inf (all zero for integer dtypes). Anomaly mode
+// (autograd/anomaly.h) asks this of every op's output and gradient.
+struct NonFinite {
+  std::int64_t nan = 0, pos_inf = 0, neg_inf = 0;
+  bool any() const { return nan + pos_inf + neg_inf > 0; }
+};
+NonFinite count_nonfinite(const Tensor& x);
+
 // Normalised, sorted, de-duplicated axes; empty input means all axes.
 Axes normalize_axes(const Axes& axes, std::int64_t ndim, std::string_view op);
 // The shape left after reducing `axes` (kept as size 1 when keepdim).

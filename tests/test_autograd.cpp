@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <set>
 
 #include "autograd/autograd.h"
@@ -190,6 +192,99 @@ TEST_CASE("embedding: the padding row receives no gradient (by design, not by ca
   CHECK(y.data().at({0, 0, 1}) == doctest::Approx(4.0));  // the padding row is still looked up
   sum(y * y).backward();
   CHECK(w.grad().to_vector<double>() == std::vector<double>{2, 4, 0, 0, 10, 12});
+}
+
+TEST_CASE("register_hook: an intermediate's hook sees its gradient and may replace it") {
+  // y = sum(3 * (a * a)) with h = a * a: dy/dh = 3, dy/da = 2a * dy/dh.
+  Variable a = param({1, 2}, {2});
+  Variable h = a * a;
+  std::vector<double> seen;
+  h.register_hook([&](const Tensor& g) {
+    seen = g.to_vector<double>();
+    return Tensor();  // keep it
+  });
+  h.register_hook([](const Tensor& g) { return mul(g, Tensor::scalar(10, g.dtype())); });
+  h.retain_grad();
+  Variable y = sum(h * 3.0);
+  y.backward();
+  CHECK(seen == std::vector<double>{3, 3});
+  // The second hook's x10 is what flows on to a, and what retain_grad keeps.
+  CHECK(h.grad().to_vector<double>() == std::vector<double>{30, 30});
+  CHECK(a.grad().to_vector<double>() == std::vector<double>{60, 120});
+}
+
+TEST_CASE("register_hook: a leaf's hook sees only this pass's gradient; remove_hook stops it") {
+  Variable w = param({1, 2}, {2});
+  int calls = 0;
+  std::vector<double> seen;
+  const std::size_t id = w.register_hook([&](const Tensor& g) {
+    ++calls;
+    seen = g.to_vector<double>();
+    return mul(g, Tensor::scalar(2, g.dtype()));
+  });
+  sum(w * 5.0).backward();
+  CHECK(seen == std::vector<double>{5, 5});
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{10, 10});
+  sum(w * 1.0).backward();  // accumulates: 10 + 2 * 1
+  CHECK(seen == std::vector<double>{1, 1});
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{12, 12});
+  w.remove_hook(id);
+  sum(w * 1.0).backward();
+  CHECK(calls == 2);
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{13, 13});
+  CHECK_THROWS_AS(w.remove_hook(7), IndexError);
+}
+
+TEST_CASE("register_hook: errors") {
+  Variable c(Tensor::ones({2}, DType::f64));
+  CHECK_THROWS_WITH_AS(c.register_hook([](const Tensor& g) { return g; }),
+                       doctest::Contains("does not require grad"), ValueError);
+  Variable a = param({1, 2}, {2});
+  Variable h = a * 2.0;
+  h.register_hook([](const Tensor&) { return Tensor::ones({3}, DType::f64); });
+  CHECK_THROWS_WITH_AS(sum(h).backward(), doctest::Contains("hook on the affine output float64[2]"),
+                       ShapeError);
+}
+
+TEST_CASE("anomaly mode: a NaN made in forward names the op and its inputs") {
+  Variable a = param({1, -1}, {2});
+  {
+    Variable quiet = log(a);  // off by default: NaN goes through
+    CHECK(std::isnan(quiet.data().at({1})));
+  }
+  DetectAnomalyGuard on;
+  CHECK(detect_anomaly());
+  CHECK_THROWS_WITH_AS(log(a),
+                       doctest::Contains("the forward of log gave 1 NaN in its output "
+                                         "float64[2] (inputs: float64[2])"),
+                       AnomalyError);
+  // -inf is how masks are written, so it passes forward.
+  Variable masked = masked_fill(a, Tensor::from_list({0, 1}, {2}, DType::boolean),
+                                -std::numeric_limits<double>::infinity());
+  CHECK(std::isinf(masked.data().at({1})));
+}
+
+TEST_CASE("anomaly mode: a non-finite gradient names the op whose backward made it") {
+  // sqrt(0) is finite, its derivative 1 / (2 sqrt 0) is not.
+  Variable a = param({0, 4}, {2});
+  Variable w = param({1, 1}, {2});
+  const std::size_t id = w.register_hook([](const Tensor& g) { return g; });
+  sum(w).backward();
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{1, 1});
+  {
+    DetectAnomalyGuard on;
+    Variable y = sum(sqrt(a) * w);
+    CHECK_THROWS_WITH_AS(y.backward(),
+                         doctest::Contains("the backward of sqrt gave 1 +inf in the gradient of "
+                                           "its input 0 float64[2] (inputs: float64[2])"),
+                         AnomalyError);
+    // The failed pass left the hooked leaf's gradient as it was.
+    CHECK(w.grad().to_vector<double>() == std::vector<double>{1, 1});
+  }
+  CHECK_FALSE(detect_anomaly());
+  w.remove_hook(id);
+  sum(sqrt(a) * w).backward();  // without anomaly mode the inf goes through
+  CHECK(std::isinf(a.grad().at({0})));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -204,10 +205,10 @@ void save_safetensors(const std::string& path,
 
 namespace {
 
-// One open file under test; every failure names the file.
+// The bytes under test, from an open file or from memory; every failure names the file.
 class Reader {
  public:
-  explicit Reader(const std::string& path) : path_(path) {
+  explicit Reader(const std::string& path) : caller_("load_safetensors"), path_(path) {
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) fail(fmt::format("cannot open: {}", errno_text(errno)));
     struct stat st {};
@@ -215,6 +216,8 @@ class Reader {
     if (!S_ISREG(st.st_mode)) fail("not a regular file");
     size_ = static_cast<std::uint64_t>(st.st_size);
   }
+  Reader(std::string_view bytes, std::string_view name)
+      : caller_("parse_safetensors"), path_(name), bytes_(bytes), size_(bytes.size()) {}
   ~Reader() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -224,11 +227,15 @@ class Reader {
   std::uint64_t size() const { return size_; }
 
   [[noreturn]] void fail(std::string_view problem) const {
-    throw RuntimeError(fmt::format("load_safetensors: {}: {}", path_, problem));
+    throw RuntimeError(fmt::format("{}: {}: {}", caller_, path_, problem));
   }
 
   // Reads exactly n bytes at `offset`; a file that shrank since fstat is reported, not trusted.
   void read_at(void* dst, std::size_t n, std::uint64_t offset) const {
+    if (fd_ < 0) {
+      copy_at(dst, n, offset);
+      return;
+    }
     char* p = static_cast<char*>(dst);
     while (n > 0) {
       const ssize_t r = ::pread(fd_, p, n, static_cast<off_t>(offset));
@@ -242,7 +249,16 @@ class Reader {
   }
 
  private:
+  void copy_at(void* dst, std::size_t n, std::uint64_t offset) const {
+    if (offset > bytes_.size() || n > bytes_.size() - offset) {
+      fail(fmt::format("file ended at byte {} while reading", bytes_.size()));
+    }
+    if (n > 0) std::memcpy(dst, bytes_.data() + offset, n);
+  }
+
+  std::string_view caller_;
   std::string path_;
+  std::string_view bytes_;  // the whole file when it is in memory (fd_ < 0)
   int fd_ = -1;
   std::uint64_t size_ = 0;
 };
@@ -364,10 +380,7 @@ Entry parse_entry(const Reader& file, const std::string& name, const Json& j,
   return Entry{name, *dtype, std::move(shape), begin, end};
 }
 
-}  // namespace
-
-SafetensorsFile load_safetensors(const std::string& path) {
-  const Reader file(path);
+SafetensorsFile read_safetensors(const Reader& file) {
   if (file.size() < 8) {
     file.fail(fmt::format("file is {} bytes, too short for the 8-byte header length", file.size()));
   }
@@ -449,6 +462,16 @@ SafetensorsFile load_safetensors(const std::string& path) {
     out.tensors.emplace_back(e.name, std::move(t));
   }
   return out;
+}
+
+}  // namespace
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  return read_safetensors(Reader(path));
+}
+
+SafetensorsFile parse_safetensors(std::string_view bytes, std::string_view name) {
+  return read_safetensors(Reader(bytes, name));
 }
 
 const Tensor* SafetensorsFile::find(std::string_view name) const {

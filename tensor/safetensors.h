@@ -46,5 +46,8 @@ void save_safetensors(const std::string& path,
 // Reads every tensor of `path` into fresh dense tensors. Throws RuntimeError naming the path when
 // the file cannot be read or is not a well-formed safetensors file of supported dtypes.
 SafetensorsFile load_safetensors(const std::string& path);
+// The same on a whole file already in memory (the fuzz harness feeds it); errors say
+// "parse_safetensors: <name>: ...".
+SafetensorsFile parse_safetensors(std::string_view bytes, std::string_view name);
 
 }  // namespace seqgrad

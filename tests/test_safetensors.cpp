@@ -456,3 +456,30 @@ TEST_CASE("safetensors: seqgrad reads what NumPy writes") {
   CHECK(file.at("scale").item() == 0.1);
   CHECK(file.at("empty").shape() == Shape{2, 0});
 }
+
+// parse_safetensors is the loader the fuzz harness (tests/fuzz/fuzz_safetensors.cpp) drives; it
+// must agree with load_safetensors byte for byte, and refuse each truncation as cleanly.
+TEST_CASE("safetensors: parse_safetensors on bytes in memory matches load_safetensors") {
+  TempDir tmp;
+  const std::string good = tmp.path("good.safetensors");
+  save_safetensors(good, sample_tensors(), {{"k", "v"}});
+  const std::string bytes = read_bytes(good);
+  const SafetensorsFile from_file = load_safetensors(good);
+  const SafetensorsFile from_memory = parse_safetensors(bytes, "in-memory");
+  CHECK(from_memory.metadata == from_file.metadata);
+  REQUIRE(from_memory.tensors.size() == from_file.tensors.size());
+  for (std::size_t i = 0; i < from_file.tensors.size(); ++i) {
+    CAPTURE(from_file.tensors[i].first);
+    CHECK(from_memory.tensors[i].first == from_file.tensors[i].first);
+    check_same(from_memory.tensors[i].second, from_file.tensors[i].second);
+  }
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    CAPTURE(n);
+    try {
+      parse_safetensors(std::string_view(bytes).substr(0, n), "in-memory");
+      FAIL("parse_safetensors accepted a truncated file");
+    } catch (const RuntimeError& e) {
+      CHECK(contains(e.what(), "parse_safetensors: in-memory: "));
+    }
+  }
+}

@@ -1,10 +1,13 @@
 // System tests of nn + optim + checkpoints together: an MLP learns XOR, an LSTM learns to echo
 // a sequence, and training resumed from a checkpoint repeats the uninterrupted run's losses
 // step for step. Checkpoint files that do not fit the model are refused with the file's name.
+// Then the seq2seq trainer: train_step itself, the options' names and ranges, and the best
+// checkpoint's tie-break.
 #include <doctest/doctest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "autograd/autograd.h"
 #include "nn/nn.h"
@@ -13,6 +16,9 @@
 #include "optim/clip.h"
 #include "optim/sgd.h"
 #include "python_runner.h"
+#include "seq2seq/parallel.h"
+#include "seq2seq/tasks.h"
+#include "seq2seq/trainer.h"
 #include "tensor/safetensors.h"
 
 namespace seqgrad {
@@ -195,6 +201,124 @@ TEST_CASE("checkpoint: files that do not fit are refused with the file's name") 
   CHECK_THROWS_WITH_AS(load_checkpoint(path, net.named_parameters(), &opt),
                        doctest::Contains(path.c_str()), RuntimeError);
   CHECK(net.l1.weight.data().to_vector<float>() == before);
+}
+
+// A tiny reverse task and model for the trainer's tests.
+struct TinyTask {
+  DataSplits splits = make_task_splits("reverse", {200, 20, 0}, 3, 3, 5);
+  Vocab source_vocab = build_source_vocab(splits.train, Tokenization::chars);
+  Vocab target_vocab = build_target_vocab(splits.train, Tokenization::chars);
+  Batcher train{splits.train, source_vocab, target_vocab, {.batch_size = 16, .seed = 3}};
+  Batcher valid{splits.valid, source_vocab, target_vocab, {.batch_size = 16, .seed = 3}};
+  ModelConfig config() const {
+    return {.src_vocab = source_vocab.size(),
+            .tgt_vocab = target_vocab.size(),
+            .embed = 8,
+            .hidden = 16,
+            .dropout = 0.0};
+  }
+};
+
+TEST_CASE("train_step: one update lowers the batch's loss, moves every parameter, clips") {
+  TinyTask task;
+  Generator gen(1);
+  Seq2Seq model(task.config(), gen);
+  model.train();
+  DataParallel parallel(model, 1);
+  Adam opt(model.parameters(), {.lr = 1e-2});
+  const Batch b = task.train.make_batch(task.train.epoch_plan(0).front());
+  const auto before = model.parameters().front().data().clone().to_vector<float>();
+  std::vector<double> losses;
+  for (int i = 0; i < 20; ++i) {
+    const StepLoss r = train_step(parallel, opt, b, {}, 0.5, gen);
+    CHECK(r.tokens == b.target_tokens());
+    // The step clipped the gradient it applied to norm 0.5 (it is still on the parameters).
+    CHECK(grad_norm(opt.params()) <= doctest::Approx(0.5));
+    losses.push_back(r.loss);
+  }
+  CHECK(opt.step_count() == 20);
+  CHECK(losses.back() < 0.8 * losses.front());  // the same batch, 20 updates
+  for (std::size_t i = 1; i < losses.size(); ++i) CHECK(losses[i] < losses[i - 1]);
+  CHECK(model.parameters().front().data().to_vector<float>() != before);
+}
+
+TEST_CASE("train options: names parse both ways, unknown ones list the known") {
+  for (const std::string& name : schedule_names()) {
+    CHECK(schedule_name(parse_schedule(name)) == name);
+  }
+  for (const std::string& name : metric_names()) CHECK(metric_name(parse_metric(name)) == name);
+  CHECK_THROWS_WITH_AS(parse_metric("bogus"),
+                       "--select-on 'bogus': unknown (known: exact_match, token_accuracy, wer, "
+                       "per, loss, perplexity)",
+                       ValueError);
+  CHECK_THROWS_WITH_AS(parse_schedule("cosin", "schedule"),
+                       doctest::Contains("schedule 'cosin': unknown (known: plateau, constant"),
+                       ValueError);
+  CHECK(lower_is_better(Metric::wer));
+  CHECK_FALSE(lower_is_better(Metric::exact_match));
+  // config.json round trip, and its names checked as the command line's are.
+  TrainOptions o;
+  o.schedule = Schedule::inverse_sqrt;
+  o.select_on = Metric::per;
+  const TrainOptions back = TrainOptions::from_json(o.to_json());
+  CHECK(back.schedule == Schedule::inverse_sqrt);
+  CHECK(back.select_on == Metric::per);
+  nlohmann::json j = o.to_json();
+  j["select_on"] = "bogus";
+  CHECK_THROWS_WITH_AS(TrainOptions::from_json(j), doctest::Contains("select_on 'bogus'"),
+                       ValueError);
+}
+
+TEST_CASE("train options: every range is checked, naming the option") {
+  auto message = [](auto edit) {
+    TrainOptions o;
+    edit(o);
+    try {
+      o.check();
+    } catch (const ValueError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  CHECK(message([](TrainOptions&) {}) == "(accepted)");
+  CHECK(message([](TrainOptions& o) { o.epochs = 0; }) == "--epochs 0: must be at least 1");
+  CHECK(message([](TrainOptions& o) { o.teacher_forcing = 2; }) ==
+        "--teacher-forcing 2: must be in [0, 1]");
+  CHECK(message([](TrainOptions& o) { o.teacher_forcing = NAN; }) ==
+        "--teacher-forcing nan: must be in [0, 1]");
+  CHECK(message([](TrainOptions& o) { o.lr = 0; }) == "--lr 0: must be a number above 0");
+  CHECK(message([](TrainOptions& o) { o.clip = -1; }) == "--clip -1: must be at least 0 (0: off)");
+  CHECK(message([](TrainOptions& o) { o.label_smoothing = 1; }) ==
+        "--label-smoothing 1: must be in [0, 1)");
+  CHECK(message([](TrainOptions& o) { o.ema = 1; }) == "--ema 1: must be in [0, 1) (0: off)");
+  CHECK(message([](TrainOptions& o) { o.beam = 0; }) == "--beam 0: must be at least 1");
+  CHECK(message([](TrainOptions& o) { o.threads = 0; }) == "--threads 0: must be at least 1");
+  CHECK(message([](TrainOptions& o) { o.teacher_forcing_end = 1.5; }) ==
+        "--teacher-forcing-end 1.5: must be in [0, 1] (or -1: off)");
+  CHECK(message([](TrainOptions& o) { o.steps = -1; }) ==
+        "--steps -1: must be at least 0 (0: use --epochs)");
+}
+
+TEST_CASE("train: a tie on the selection metric goes to the lower validation loss") {
+  // A tiny model's first validations all decode nothing right (exact match 0) while the loss
+  // falls: the best checkpoint must be the last of them, not the first.
+  TinyTask task;
+  testing::TempDir dir;
+  Generator gen(2);
+  Seq2Seq model(task.config(), gen);
+  const TrainOptions o{.steps = 6, .lr = 1e-3, .schedule = Schedule::constant, .valid_every = 2};
+  const RunSetup run{.files = {dir.path.string()}, .config_text = "{}", .resume = false};
+  const TrainOutcome out =
+      train(model, gen,
+            {.train = task.train, .valid = task.valid, .target_vocab = task.target_vocab}, o, run);
+  CHECK(out.steps == 6);
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(run.files.metrics());
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  REQUIRE(lines.size() == 3);
+  for (const auto& l : lines) REQUIRE(l.at("valid").at("exact_match") == 0.0);  // all tie
+  REQUIRE(lines[2].at("valid").at("loss") < lines[0].at("valid").at("loss"));
+  CHECK(read_checkpoint_state(run.files.best()).step == 6);
 }
 
 }  // namespace

@@ -113,10 +113,13 @@ RNN::CellState RNN::initial(const RNNState& init, std::size_t index, std::int64_
 
 std::pair<Variable, RNN::CellState> RNN::run(const Variable& x,
                                              const std::vector<std::int64_t>& lengths,
-                                             std::size_t index, bool reverse, CellState s) const {
+                                             std::size_t index, bool reverse, CellState s,
+                                             std::vector<Variable>* trace) const {
   const Weights& w = weights_[index];
   const std::int64_t B = x.size(0), T = x.size(1);
-  if (opt_.cell == CellType::lstm) {  // the whole sequence as one node (autograd lstm_layer)
+  if (trace != nullptr) trace->assign(static_cast<std::size_t>(T), Variable());
+  if (opt_.cell == CellType::lstm &&
+      trace == nullptr) {  // the whole sequence as one node (autograd lstm_layer)
     const Variable y = lstm_layer(x, s.h, s.c, w.w_ih, w.w_hh, w.b_ih, w.b_hh, lengths, reverse);
     return {narrow(y, 1, 0, T), {select(y, 1, T), select(y, 1, T + 1)}};
   }
@@ -132,6 +135,7 @@ std::pair<Variable, RNN::CellState> RNN::run(const Variable& x,
     if (t < min_len) {  // every sequence is still running
       outs[t] = next.h;
       s = next;
+      if (trace != nullptr) (*trace)[static_cast<std::size_t>(t)] = s.h;
       continue;
     }
     // Sequences already past their end keep their state and emit zeros.
@@ -141,12 +145,13 @@ std::pair<Variable, RNN::CellState> RNN::run(const Variable& x,
     outs[t] = masked_fill(next.h, logical_not(active), 0.0);
     s.h = where(active, next.h, s.h);
     if (opt_.cell == CellType::lstm) s.c = where(active, next.c, s.c);
+    if (trace != nullptr) (*trace)[static_cast<std::size_t>(t)] = s.h;
   }
   return {stack(outs, 1), s};
 }
 
 RNNOutput RNN::forward(const Variable& x, const std::vector<std::int64_t>& lengths,
-                       const RNNState& init) const {
+                       const RNNState& init, RNNTrace* trace) const {
   if (x.dim() != 3 || x.size(2) != opt_.input_size || x.size(1) == 0) {
     throw ShapeError(fmt::format("RNN: input {} must be [B,T,{}] with T > 0", shape_str(x.shape()),
                                  opt_.input_size));
@@ -164,12 +169,15 @@ RNNOutput RNN::forward(const Variable& x, const std::vector<std::int64_t>& lengt
   }
   Variable layer_in = x;
   std::vector<Variable> hs, cs;
+  if (trace != nullptr)
+    trace->h.assign(static_cast<std::size_t>(opt_.num_layers * directions()), {});
   for (std::int64_t layer = 0; layer < opt_.num_layers; ++layer) {
     if (layer > 0) layer_in = dropout(layer_in, opt_.dropout, training(), *gen_);
     std::vector<Variable> dir_out;
     for (std::int64_t dir = 0; dir < directions(); ++dir) {
       const std::size_t index = static_cast<std::size_t>(layer * directions() + dir);
-      auto [out, s] = run(layer_in, lengths, index, dir == 1, initial(init, index, B));
+      auto [out, s] = run(layer_in, lengths, index, dir == 1, initial(init, index, B),
+                          trace != nullptr ? &trace->h[index] : nullptr);
       dir_out.push_back(out);
       hs.push_back(s.h);
       if (opt_.cell == CellType::lstm) cs.push_back(s.c);

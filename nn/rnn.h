@@ -41,6 +41,15 @@ struct RNNState {
   Variable h, c;
 };
 
+// Every step's state h_t as its own Variable, for looking at gradients: trace.h[l * D + d][t]
+// (layer l, direction d) is the value that feeds both the layer's output at t and step t + 1, so
+// after backward (with retain_grad on it) its gradient is everything that reaches h_t, through
+// the output and through the recurrence. Asking for a trace runs LSTM layers step by step
+// instead of as one fused node (slower, the same numbers).
+struct RNNTrace {
+  std::vector<std::vector<Variable>> h;
+};
+
 struct RNNOutput {
   Variable output;  // [B,T,D*H] from forward, [B,H] from step
   RNNState state;
@@ -52,7 +61,7 @@ class RNN : public Module {
 
   // x [B,T,I]; lengths: B values in [1, T], or empty when every sequence has length T.
   RNNOutput forward(const Variable& x, const std::vector<std::int64_t>& lengths = {},
-                    const RNNState& init = {}) const;
+                    const RNNState& init = {}, RNNTrace* trace = nullptr) const;
   // One time step through every layer (unidirectional only): x_t [B,I] -> top output [B,H].
   RNNOutput step(const Variable& x_t, const RNNState& state) const;
 
@@ -70,7 +79,8 @@ class RNN : public Module {
                       const Variable& w_hh_t) const;
   // One layer, one direction over the whole sequence: outputs [B,T,H] and the final state.
   std::pair<Variable, CellState> run(const Variable& x, const std::vector<std::int64_t>& lengths,
-                                     std::size_t index, bool reverse, CellState s) const;
+                                     std::size_t index, bool reverse, CellState s,
+                                     std::vector<Variable>* trace) const;
   CellState initial(const RNNState& init, std::size_t index, std::int64_t batch) const;
 
   RNNOptions opt_;

@@ -54,6 +54,7 @@ AttentionResult Attention::attend(const Variable& query, const AttentionMemory& 
                                  shape_str(scores.shape()), shape_str(want)));
   }
   AttentionResult r;
+  r.scores = scores;
   if (K == 1) {
     // a = softmax(scores) over real positions; c = sum_j a_j h_j = a [B,1,S] @ h [B,S,Hk]
     r.weights = softmax(scores, 1, m.mask);
@@ -63,6 +64,7 @@ AttentionResult Attention::attend(const Variable& query, const AttentionMemory& 
     // and the heads' contexts are concatenated.
     const Variable a = softmax(scores, 2, m.mask.unsqueeze(1));  // [B,K,S]
     r.context = reshape(matmul(a, m.values), {B, -1});           // [B,K*Hk]
+    r.head_weights = a;
     r.weights = mean(a, {1});
   }
   return r;

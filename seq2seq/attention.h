@@ -57,8 +57,10 @@ struct AttentionMemory {
 };
 
 struct AttentionResult {
-  Variable context;  // [B,K*Hk]
-  Variable weights;  // [B,S] (mean over heads when K > 1)
+  Variable context;       // [B,K*Hk]
+  Variable weights;       // [B,S] (mean over heads when K > 1)
+  Variable scores;        // e: [B,S], or [B,K,S] for K > 1 heads
+  Variable head_weights;  // a per head [B,K,S] when K > 1 (the values the context uses)
 };
 
 class Attention : public Module {

@@ -107,10 +107,14 @@ DecoderStep Decoder::step(const Tensor& y_prev, const DecoderState& state,
     const AttentionResult a = attention_->attend(select(out.state.rnn.h, 0, -1), m.attention);
     context = a.context;
     out.weights = a.weights;
+    out.scores = a.scores;
+    out.head_weights = a.head_weights;
   } else {
     const AttentionResult a = attention_->attend(select(state.rnn.h, 0, -1), m.attention);
     context = a.context;
     out.weights = a.weights;
+    out.scores = a.scores;
+    out.head_weights = a.head_weights;
     out.state.rnn = rnn_.step(concat({e, context}, 1), state.rnn).state;
   }
   const Variable h = select(out.state.rnn.h, 0, -1);  // top layer [B,H]

@@ -52,8 +52,10 @@ struct DecoderState {
 };
 
 struct DecoderStep {
-  Variable output;   // o_t [B,H]
-  Variable weights;  // [B,S]; undefined without attention
+  Variable output;        // o_t [B,H]
+  Variable weights;       // [B,S]; undefined without attention
+  Variable scores;        // e_t [B,S] ([B,K,S] for K heads); undefined without attention
+  Variable head_weights;  // [B,K,S] for K > 1 heads
   DecoderState state;
 };
 

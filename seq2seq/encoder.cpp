@@ -29,7 +29,8 @@ std::int64_t Encoder::output_size() const {
   return cfg_.hidden * (cfg_.bidirectional ? 2 : 1);
 }
 
-EncoderOutput Encoder::forward(const Tensor& src, const std::vector<std::int64_t>& lengths) const {
+EncoderOutput Encoder::forward(const Tensor& src, const std::vector<std::int64_t>& lengths,
+                               RNNTrace* trace) const {
   if (!src.defined() || src.dim() != 2 ||
       static_cast<std::int64_t>(lengths.size()) != src.size(0)) {
     throw ShapeError(fmt::format("Encoder: source {} must be [B,S] with B lengths, got {} lengths",
@@ -37,7 +38,7 @@ EncoderOutput Encoder::forward(const Tensor& src, const std::vector<std::int64_t
                                  lengths.size()));
   }
   const Variable x = drop_(embed_(src));  // [B,S,E]
-  RNNOutput r = rnn_.forward(x, lengths);
+  RNNOutput r = rnn_.forward(x, lengths, {}, trace);
   return {r.output, length_mask(lengths, src.size(1)), lengths, r.state};
 }
 

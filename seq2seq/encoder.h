@@ -32,7 +32,9 @@ class Encoder : public Module {
  public:
   Encoder(const EncoderConfig& config, Generator& gen);
   // src [B,S] int64 (0 = <pad>), lengths B values in [1,S]
-  EncoderOutput forward(const Tensor& src, const std::vector<std::int64_t>& lengths) const;
+  // With `trace`, every step's state is kept as its own Variable (nn/rnn.h RNNTrace).
+  EncoderOutput forward(const Tensor& src, const std::vector<std::int64_t>& lengths,
+                        RNNTrace* trace = nullptr) const;
   std::int64_t output_size() const;  // D*H
 
  private:

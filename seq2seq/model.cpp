@@ -112,8 +112,9 @@ Seq2Seq::Seq2Seq(const ModelConfig& config, Generator& gen)
   register_module("decoder", decoder_);
 }
 
-EncoderOutput Seq2Seq::encode(const Tensor& src, const std::vector<std::int64_t>& lengths) const {
-  return encoder_.forward(src, lengths);
+EncoderOutput Seq2Seq::encode(const Tensor& src, const std::vector<std::int64_t>& lengths,
+                              RNNTrace* trace) const {
+  return encoder_.forward(src, lengths, trace);
 }
 
 std::pair<DecoderMemory, DecoderState> Seq2Seq::start(const EncoderOutput& enc) const {

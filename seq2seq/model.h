@@ -42,8 +42,8 @@ struct LossOptions {
 };
 
 struct LossResult {
-  Variable loss;             // mean cross-entropy over real target tokens
-  std::int64_t tokens = 0;   // real (non-pad) target tokens
+  Variable loss;            // mean cross-entropy over real target tokens
+  std::int64_t tokens = 0;  // real (non-pad) target tokens
 };
 
 class Seq2Seq : public Module {
@@ -51,7 +51,9 @@ class Seq2Seq : public Module {
   Seq2Seq(const ModelConfig& config, Generator& gen);
 
   const ModelConfig& config() const { return cfg_; }
-  EncoderOutput encode(const Tensor& src, const std::vector<std::int64_t>& lengths) const;
+  // With `trace`, every encoder step's state is kept as its own Variable (nn/rnn.h RNNTrace).
+  EncoderOutput encode(const Tensor& src, const std::vector<std::int64_t>& lengths,
+                       RNNTrace* trace = nullptr) const;
   // The decoder's memory and initial state for an encoded batch.
   std::pair<DecoderMemory, DecoderState> start(const EncoderOutput& enc) const;
   const Decoder& decoder() const { return decoder_; }

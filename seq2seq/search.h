@@ -1,7 +1,8 @@
 // Decoding: batched beam search (greedy is beam width 1), of one model or an ensemble. Returns,
 // for each source, the best finished hypothesis: its tokens (without </s>), total
 // log-probability, and the attention matrix [T_out, S] (one row per emitted token, including
-// </s>).
+// </s>). Every source is decoded as it would be alone: its length cap is its own, never its
+// neighbours' in the batch.
 // Shape legend: B batch, S source length, T target length, V vocabulary, K beam width.
 #pragma once
 
@@ -12,15 +13,21 @@
 namespace seqgrad {
 
 struct SearchOptions {
-  std::int64_t beam = 1;        // K; 1 = greedy
-  std::int64_t max_len = 100;   // tokens before giving up (the hypothesis ends there)
+  std::int64_t beam = 1;  // K; 1 = greedy
+  // Tokens before giving up (the hypothesis ends there, marked capped). 0: per source,
+  // max_len_for(that source's length).
+  std::int64_t max_len = 0;
   double length_penalty = 1.0;  // rank by score / len^alpha (0: raw log-probability)
 };
+
+// The default cap for a source of `source_length` tokens: 2 * source_length + 10.
+std::int64_t max_len_for(std::int64_t source_length);
 
 struct Hypothesis {
   std::vector<std::int64_t> tokens;
   double score = 0;                           // sum of log-probabilities, </s> included
   std::vector<std::vector<float>> attention;  // [T_out][S_b]; empty without attention
+  bool capped = false;  // stopped by the length cap, not by </s> (may be cut short)
 };
 
 std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Tensor& src,

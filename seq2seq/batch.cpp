@@ -33,6 +33,9 @@ Batcher::Batcher(std::vector<Example> examples, const Vocab& source_vocab,
     throw ValueError(
         fmt::format("Batcher: bucket_batches must be at least 1, got {}", options_.bucket_batches));
   }
+  if (examples_.empty()) {
+    throw ValueError("Batcher: no examples (HINT: check that the data file or split is not empty)");
+  }
   src_ids_.reserve(examples_.size());
   tgt_ids_.reserve(examples_.size());
   for (std::size_t i = 0; i < examples_.size(); ++i) {

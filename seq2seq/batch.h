@@ -41,8 +41,9 @@ class Batcher {
  public:
   // Encodes every example: source tokens unknown to `source_vocab` become <unk>, likewise for
   // targets. Training targets are the first reference of each example; all references stay in
-  // examples() for scoring. ValueError for a bad option, an example without targets, or a source
-  // or target with no tokens.
+  // examples() for scoring. ValueError for a bad option, no examples at all (a training loop
+  // over no batches would never end), an example without targets, or a source or target with no
+  // tokens.
   Batcher(std::vector<Example> examples, const Vocab& source_vocab, const Vocab& target_vocab,
           BatcherOptions options = {});
 

@@ -102,6 +102,53 @@ std::vector<Example> read_tsv(const std::string& path) {
   return parse_tsv(read_file(path, "read_tsv"), path);
 }
 
+std::vector<Example> read_tsv_nonempty(const std::string& path) {
+  const std::string text = read_file(path, "read_tsv");
+  std::vector<Example> examples = parse_tsv(text, path);
+  if (!examples.empty()) return examples;
+  std::string_view body = text;
+  if (body.starts_with("\xEF\xBB\xBF")) body.remove_prefix(3);
+  if (body.empty())
+    throw DataError(fmt::format("read_tsv: {}: no examples: the file is empty", path));
+  const auto lines = std::count(body.begin(), body.end(), '\n') + (body.ends_with('\n') ? 0 : 1);
+  throw DataError(fmt::format("read_tsv: {}: no examples: {}", path,
+                              lines == 1 ? std::string("its only line is blank")
+                                         : fmt::format("all its {} lines are blank", lines)));
+}
+
+namespace {
+
+// The first `n` code points of a valid UTF-8 string, with "..." when it is longer.
+std::string preview(const std::string& text, std::size_t n = 30) {
+  std::size_t pos = 0;
+  for (std::size_t k = 0; k < n && pos < text.size(); ++k) {
+    pos += std::max<std::size_t>(1, utf8_sequence_length(text, pos));
+  }
+  return pos < text.size() ? text.substr(0, pos) + "..." : text;
+}
+
+void check_length(const std::string& text, Tokenization mode, std::string_view name,
+                  std::size_t index, const std::string& source, std::string_view role) {
+  const std::size_t n = tokenize(text, mode).size();
+  if (n <= kMaxSequenceTokens) return;
+  throw DataError(fmt::format(
+      "{}: example {} (\"{}\"): its {} has {} tokens ({} tokenization), more than the {} a model "
+      "takes; HINT: split or drop such lines",
+      name, index + 1, preview(source), role, n, tokenization_name(mode), kMaxSequenceTokens));
+}
+
+}  // namespace
+
+void check_examples(const std::vector<Example>& examples, std::string_view name,
+                    Tokenization source, Tokenization target) {
+  if (examples.empty()) throw DataError(fmt::format("{}: no examples", name));
+  for (std::size_t i = 0; i < examples.size(); ++i) {
+    const Example& ex = examples[i];
+    check_length(ex.source, source, name, i, ex.source, "source");
+    for (const auto& t : ex.targets) check_length(t, target, name, i, ex.source, "target");
+  }
+}
+
 void write_tsv(const std::string& path, const std::vector<Example>& examples) {
   std::string text;
   for (std::size_t i = 0; i < examples.size(); ++i) {

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "seq2seq/vocab.h"
 #include "tensor/errors.h"
 
 namespace seqgrad {
@@ -67,6 +68,22 @@ class ExampleMerger {
   std::vector<Example> examples_;
   std::unordered_map<std::string, std::size_t> index_;  // source -> position in examples_
 };
+
+// The longest source or target, in tokens, that the commands take. The model itself has no
+// hard limit, but time and memory grow with the length (decoding a source of S tokens may take
+// 2S + 10 steps, each attending over all S), so a longer line is refused with an error instead
+// of a run that seems to hang.
+inline constexpr std::size_t kMaxSequenceTokens = 1000;
+
+// Checks data a command is about to use: DataError "<name>: no examples ..." when `examples` is
+// empty, and "<name>: example K (\"source\"): its source has N tokens, more than the ..." when
+// a source or any target is longer than kMaxSequenceTokens with the given tokenizations.
+// `name` is a file, or a description such as "task reverse, train split".
+void check_examples(const std::vector<Example>& examples, std::string_view name,
+                    Tokenization source, Tokenization target);
+// read_tsv for data a command needs: as read_tsv, then DataError naming the file when it holds
+// no example ("the file is empty", "its N lines are all blank").
+std::vector<Example> read_tsv_nonempty(const std::string& path);
 
 // Reads a whole file into a string; DataError naming the file when it is missing or unreadable.
 std::string read_file(const std::string& path, std::string_view caller);

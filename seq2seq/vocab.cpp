@@ -225,7 +225,8 @@ nlohmann::json Vocab::to_json() const {
 }
 
 Vocab Vocab::from_json(const nlohmann::json& j) {
-  if (!j.is_object() || j.value("format", "") != kVocabFormat) {
+  const auto format = j.is_object() ? j.find("format") : j.end();
+  if (!j.is_object() || format == j.end() || !format->is_string() || *format != kVocabFormat) {
     throw ValueError(fmt::format("Vocab::from_json: not a vocabulary (expected \"format\": \"{}\")",
                                  kVocabFormat));
   }
@@ -277,9 +278,18 @@ Vocab Vocab::load(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   const std::string text = buffer.str();
+  if (in.bad()) throw RuntimeError(fmt::format("Vocab::load: cannot read {}", path));
+  if (text.empty()) {
+    throw RuntimeError(fmt::format(
+        "Vocab::load: {}: the file is empty (HINT: it is written by `seqgrad train`)", path));
+  }
   if (ends_with_json(path)) {
+    const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded()) {
+      throw RuntimeError(fmt::format("Vocab::load: {}: not valid JSON (cut short?)", path));
+    }
     try {
-      return from_json(nlohmann::json::parse(text));
+      return from_json(j);
     } catch (const std::exception& e) {
       throw RuntimeError(fmt::format("Vocab::load: {}: {}", path, e.what()));
     }

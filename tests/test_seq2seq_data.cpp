@@ -684,3 +684,82 @@ TEST_CASE("batch: training buckets by source length and shuffles per epoch, repr
   }
   CHECK(next == 1000);
 }
+
+// ---------------------------------------------------------------------------------------------
+// degenerate data (issue 11): empty files, no examples, over-long sequences, broken vocabularies
+
+TEST_CASE("read_tsv_nonempty: an empty or all-blank file is an error naming it") {
+  TempDir dir;
+  const std::string empty = dir.write("empty.tsv", "");
+  CHECK(error_of<DataError>([&] { read_tsv_nonempty(empty); }) ==
+        fmt::format("read_tsv: {}: no examples: the file is empty", empty));
+  const std::string bom = dir.write("bom.tsv", "\xEF\xBB\xBF");
+  CHECK(contains(error_of<DataError>([&] { read_tsv_nonempty(bom); }), "the file is empty"));
+  const std::string one = dir.write("one.tsv", "   \n");
+  CHECK(contains(error_of<DataError>([&] { read_tsv_nonempty(one); }), "its only line is blank"));
+  const std::string blank = dir.write("blank.tsv", "\n \t\n\r\n");
+  CHECK(error_of<DataError>([&] { read_tsv_nonempty(blank); }) ==
+        fmt::format("read_tsv: {}: no examples: all its 3 lines are blank", blank));
+  const std::string ok = dir.write("ok.tsv", "\nab\tba\n");
+  CHECK(read_tsv_nonempty(ok) == read_tsv(ok));
+  // Line errors still come first, with their line.
+  const std::string bad = dir.write("bad.tsv", "\nno tab\n");
+  CHECK(contains(error_of<DataError>([&] { read_tsv_nonempty(bad); }), bad + ":2: no tab"));
+}
+
+TEST_CASE("check_examples: no examples, or a sequence longer than a model takes") {
+  CHECK(error_of<DataError>([] {
+          check_examples({}, "task copy, valid split", Tokenization::chars, Tokenization::chars);
+        }) == "task copy, valid split: no examples");
+  const std::string at_limit(kMaxSequenceTokens, 'a');
+  CHECK_NOTHROW(
+      check_examples({{at_limit, {at_limit}}}, "f.tsv", Tokenization::chars, Tokenization::chars));
+  const std::vector<Example> long_source = {{"ab", {"ba"}}, {at_limit + "b", {"x"}}};
+  CHECK(contains(
+      error_of<DataError>(
+          [&] { check_examples(long_source, "f.tsv", Tokenization::chars, Tokenization::chars); }),
+      "f.tsv: example 2 (\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\"): its source has 1001 tokens "
+      "(chars tokenization), more than the 1000 a model takes"));
+  // Any reference target counts, in its own tokenization: 1001 characters are one word.
+  const std::vector<Example> long_target = {{"ab", {"ba", at_limit + "c"}}};
+  CHECK(contains(error_of<DataError>([&] {
+                   check_examples(long_target, "g.tsv", Tokenization::chars, Tokenization::chars);
+                 }),
+                 "g.tsv: example 1 (\"ab\"): its target has 1001 tokens"));
+  CHECK_NOTHROW(check_examples(long_target, "g.tsv", Tokenization::chars, Tokenization::words));
+}
+
+TEST_CASE("Batcher: no examples is an error (a training loop over no batches never ends)") {
+  const Vocab v;
+  CHECK(contains(error_of<ValueError>([&] { Batcher(std::vector<Example>{}, v, v); }),
+                 "Batcher: no examples"));
+}
+
+TEST_CASE("Vocab::load: an empty, cut-short or wrongly typed file names the file") {
+  TempDir dir;
+  struct Case {
+    const char* name;
+    const char* text;
+    const char* expected;  // after "Vocab::load: <path>: "
+  };
+  const Case cases[] = {
+      {"empty.json", "", "the file is empty"},
+      {"empty.txt", "", "the file is empty"},
+      {"cut.json", "{\"format\": \"seqgrad.vocab\", \"version\": 1, \"tokens\": [\"<pad>\"",
+       "not valid JSON (cut short?)"},
+      {"array.json", "[\"<pad>\", \"<s>\"]", "Vocab::from_json: not a vocabulary"},
+      {"string.json", "\"seqgrad.vocab\"", "Vocab::from_json: not a vocabulary"},
+      {"format.json", "{\"format\": 1, \"version\": 1, \"tokens\": []}",
+       "Vocab::from_json: not a vocabulary"},
+      {"tokens.json", "{\"format\": \"seqgrad.vocab\", \"version\": 1, \"tokens\": 3}",
+       "Vocab::from_json: \"tokens\" must be an array of strings"},
+      {"short.json", "{\"format\": \"seqgrad.vocab\", \"version\": 1, \"tokens\": [\"<pad>\"]}",
+       "Vocab::from_tokens: the first tokens must be the specials"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    const std::string path = dir.write(c.name, c.text);
+    const std::string msg = error_of<RuntimeError>([&] { Vocab::load(path); });
+    CHECK(contains(msg, fmt::format("Vocab::load: {}: {}", path, c.expected)));
+  }
+}

@@ -17,19 +17,37 @@ struct EvalArgs {
   int threads = 0;
 };
 
+// The TSV file given, or the split of the run's own data; DataError naming the file or split
+// when it holds no example or one longer than a model takes.
+std::vector<Example> examples_to_score(const EvalArgs& a, const DataSpec& spec) {
+  const Tokenization src = parse_tokenization(spec.source_tokens);
+  const Tokenization tgt = parse_tokenization(spec.target_tokens);
+  if (!a.data.empty()) {
+    std::vector<Example> examples = read_tsv_nonempty(a.data);
+    check_examples(examples, a.data, src, tgt);
+    return examples;
+  }
+  std::vector<Example> examples = pick_split(load_data(spec), a.split);
+  if (examples.empty()) {
+    throw DataError(fmt::format(
+        "eval: the run's data has no {} split (the run was trained without one; HINT: --data "
+        "FILE or --split valid)",
+        a.split));
+  }
+  return examples;
+}
+
 void run_eval(const EvalArgs& a) {
+  if (a.beam < 1) throw ValueError(fmt::format("--beam {}: must be at least 1", a.beam));
+  if (a.max_examples < 0) {
+    throw ValueError(fmt::format("--max-examples {}: must be >= 0 (0: all)", a.max_examples));
+  }
   const int workers = set_threads(a.threads);
   const LoadedEnsemble ensemble = load_ensemble(a.models);
-  const LoadedRun& run = ensemble.runs.front();
+  const LoadedRun& run = ensemble.first();
   DataSpec spec = run.config.data;
-  std::vector<Example> examples;
-  if (!a.data.empty()) {
-    examples = read_tsv(a.data);
-  } else {
-    if (!a.task.empty()) spec.task = a.task;
-    examples = pick_split(load_data(spec), a.split);
-  }
-  if (examples.empty()) throw ValueError("eval: there are no examples to score");
+  if (!a.task.empty()) spec.task = a.task;
+  const std::vector<Example> examples = examples_to_score(a, spec);
   const BatcherOptions bo{.batch_size = run.config.batch_size,
                           .source_tokenization = parse_tokenization(spec.source_tokens),
                           .target_tokenization = parse_tokenization(spec.target_tokens)};

@@ -38,27 +38,42 @@ struct RunConfig {
   static RunConfig from_json(const nlohmann::json& j);
 };
 
-// Reads the splits a DataSpec names; DataError / RuntimeError with the file on failure.
+// Reads the splits a DataSpec names; DataError / RuntimeError with the file on failure, and
+// for a train or valid split with no examples (a test split may be empty: it is then skipped)
+// or with a source or target longer than kMaxSequenceTokens. ValueError naming the option for
+// sizes or lengths out of range.
 DataSplits load_data(const DataSpec& spec);
 // One split by name (train, valid, test).
 const std::vector<Example>& pick_split(const DataSplits& splits, const std::string& name);
 
-// A trained model directory, loaded.
+// A trained model directory, loaded. The model's dropout and recurrent layers keep a pointer to
+// `gen`, so a LoadedRun is never copied or moved: it stays where it was built (load_run's result
+// initializes a variable in place; an ensemble holds its runs by unique_ptr). `gen` is declared
+// before `model`, so it outlives it.
 struct LoadedRun {
+  // Reads DIR/config.json, the vocabularies and DIR/best.safetensors, with errors that say
+  // what is missing or malformed and how to make it.
+  explicit LoadedRun(const std::string& dir);
+  LoadedRun(const LoadedRun&) = delete;
+  LoadedRun& operator=(const LoadedRun&) = delete;
+  LoadedRun(LoadedRun&&) = delete;
+  LoadedRun& operator=(LoadedRun&&) = delete;
+
   RunConfig config;
   Vocab source_vocab, target_vocab;
   Generator gen{0};
   std::unique_ptr<Seq2Seq> model;
 };
-// Reads DIR/config.json; RuntimeError naming the directory when it is missing or malformed.
+// Reads DIR/config.json; RuntimeError naming the file when it is missing, empty, cut short or
+// holds the wrong JSON types.
 RunConfig load_run_config(const std::string& dir);
-// Reads DIR/config.json, the vocabularies and DIR/best.safetensors, with errors that say
-// what is missing and how to make it.
+// LoadedRun(dir), as a value (C++17 guaranteed elision: no move).
 LoadedRun load_run(const std::string& dir);
 // Several run directories as an ensemble: RuntimeError unless they share vocabularies and
 // tokenizations. members() gives the models for beam_search / evaluate.
 struct LoadedEnsemble {
-  std::vector<LoadedRun> runs;  // runs.front() supplies the configuration and vocabularies
+  std::vector<std::unique_ptr<LoadedRun>> runs;  // the first supplies configuration, vocabularies
+  const LoadedRun& first() const { return *runs.front(); }
   std::vector<const Seq2Seq*> members() const;
 };
 LoadedEnsemble load_ensemble(const std::vector<std::string>& dirs);
@@ -72,6 +87,9 @@ struct SourceBatch {
 };
 SourceBatch encode_sources(const std::vector<std::string>& lines, const Vocab& vocab,
                            Tokenization mode);
+// Why a line of user input cannot be decoded (invalid UTF-8, more than kMaxSequenceTokens
+// tokens), or "" when it can.
+std::string source_problem(std::string_view line, Tokenization mode);
 
 // --threads: how many data-parallel worker threads to use (0: one per core); BLAS runs
 // single-threaded inside each. Returns the worker count.

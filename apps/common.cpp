@@ -152,7 +152,11 @@ DataSplits read_splits(const DataSpec& spec) {
                       "scripts/fetch-cmudict, or pass --cmudict PATH)",
                       spec.cmudict));
     }
-    return split_g2p(read_cmudict(spec.cmudict));
+    const std::vector<Example> words = read_cmudict(spec.cmudict);
+    if (words.empty()) {
+      throw DataError(fmt::format("{}: no words (every line is blank or a comment)", spec.cmudict));
+    }
+    return split_g2p(words);
   }
   if (!spec.task.empty()) {
     check_task_spec(spec);

@@ -96,6 +96,17 @@ TEST_CASE("bad input: empty or all-blank data files and empty splits are errors 
     CHECK(r.status != 0);
     CHECK(has(r, "seqgrad: error: " + c.message));
   }
+  // A dictionary of comments only, and one whose few words all fall outside the train split.
+  const std::string comments = dir.file("comments.dict"), one = dir.file("one.dict");
+  write(comments, ";;; a comment\n;;; another\n\n");
+  write(one, "hello HH AH L OW\n");
+  const Run c = run("train --task g2p --cmudict " + comments + tail);
+  CHECK(c.status != 0);
+  CHECK(has(c, "seqgrad: error: " + comments + ": no words (every line is blank or a comment)"));
+  const Run w = run("train --task g2p --cmudict " + one + tail);
+  CHECK(w.status != 0);
+  CHECK(has(w, "seqgrad: error: " + one + " (train split of G2P): no examples"));
+
   const std::string model = tiny_run(dir);
   const Run e = run("eval --model " + model + " --data " + blank);
   CHECK(e.status != 0);

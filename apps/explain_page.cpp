@@ -81,9 +81,10 @@ std::string weights_section(const ExplainPage& p) {
       "sums to 1); the context is c<sub>i</sub> = \u03a3<sub>j</sub> a<sub>ij</sub> h<sub>j</sub> "
       "(<code>Attention::attend</code>, seq2seq/attention.cpp).</p>\n<div class=\"pair\">\n";
   for (std::size_t k = 0; k < x.weights.size(); ++k) {
-    out += figure(grid(p, fmt::format("weights-{}", k), "a[i,j]" + head_label(x, k), x.weights[k],
-                       ColourScale::sequential),
-                  "Row i: where output step i looks in the source.");
+    HeatmapSpec spec = grid(p, fmt::format("weights-{}", k), "a[i,j]" + head_label(x, k),
+                            x.weights[k], ColourScale::sequential);
+    spec.limit = 1.0;  // probabilities
+    out += figure(spec, "Row i: where output step i looks in the source.");
   }
   return out + "</div>\n";
 }

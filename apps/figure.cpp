@@ -35,6 +35,17 @@ std::string css(Rgb c) {
   return fmt::format("rgb({},{},{})", std::lround(c.r), std::lround(c.g), std::lround(c.b));
 }
 
+// A cell's number in at most about five characters: two significant digits without the leading
+// zero (".12", "-.034"), and a dot for what is below half a percent of the scale.
+std::string cell_text(double v, double limit) {
+  if (std::abs(v) < 5e-3 * limit) return "\u00b7";
+  std::string s = fmt::format("{:.2g}", v);
+  if (s.find('e') != std::string::npos) s = fmt::format("{:.0f}", v);
+  if (s.rfind("0.", 0) == 0) s.erase(0, 1);
+  if (s.rfind("-0.", 0) == 0) s.erase(1, 1);
+  return s;
+}
+
 // Dark text on light cells, white on dark ones.
 std::string ink(Rgb c) {
   return 0.299 * c.r + 0.587 * c.g + 0.114 * c.b < 140 ? "white" : "#222";
@@ -109,10 +120,10 @@ std::string cells(const HeatmapSpec& s, const Layout& l, double limit) {
           "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" stroke=\"#ccc\" "
           "data-row=\"{}\" data-col=\"{}\" data-value=\"{:.17g}\"><title>{} / {}: {:.6g}</title>"
           "</rect>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"10\" "
-          "fill=\"{}\">{:.2g}</text>\n",
+          "fill=\"{}\">{}</text>\n",
           x, y, kCell, kCell, css(c), i, j, v, xml_escape(i < s.rows.size() ? s.rows[i] : "?"),
           xml_escape(j < s.cols.size() ? s.cols[j] : "?"), v, x + kCell / 2, y + kCell / 2 + 4,
-          ink(c), v);
+          ink(c), cell_text(v, limit));
     }
   }
   return out;

@@ -3,6 +3,8 @@
 //   seqgrad eval --model runs/reverse --json
 //   echo hello | seqgrad translate --model runs/reverse --show-attention
 //   seqgrad attention --model runs/reverse --input hello --svg hello.svg
+//   seqgrad explain --model runs/reverse --input hello --out hello.html
+//   seqgrad graph --model runs/reverse --input hello --dot step.dot
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -34,6 +36,8 @@ int main(int argc, char** argv) {
   seqgrad::app::add_eval_command(app);
   seqgrad::app::add_translate_command(app);
   seqgrad::app::add_attention_command(app);
+  seqgrad::app::add_explain_command(app);
+  seqgrad::app::add_graph_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,32 +4,11 @@
 
 #include <algorithm>
 
+#include "apps/figure.h"
+
 namespace seqgrad::app {
 
 namespace {
-
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::size_t label_width(const std::vector<std::string>& labels) {
   std::size_t w = 0;
@@ -61,34 +40,17 @@ std::string heatmap_text(const std::vector<std::string>& source,
 
 std::string heatmap_svg(const std::vector<std::string>& source,
                         const std::vector<std::string>& output, const Matrix& weights) {
-  constexpr int kCell = 28;
-  const int left = 12 + 8 * static_cast<int>(label_width(output));
-  const int top = 12 + 8 * static_cast<int>(label_width(source));
-  const int width = left + kCell * static_cast<int>(source.size()) + 12;
-  const int height = top + kCell * static_cast<int>(weights.size()) + 12;
-  std::string svg = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
-      "font-family=\"monospace\" font-size=\"13\">\n<rect width=\"100%\" height=\"100%\" "
-      "fill=\"white\"/>\n",
-      width, height);
-  for (std::size_t s = 0; s < source.size(); ++s) {
-    const int x = left + kCell * static_cast<int>(s) + kCell / 2;
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" transform=\"rotate(-60 {} {})\">{}</text>\n", x,
-                       top - 6, x, top - 6, xml_escape(source[s]));
-  }
-  for (std::size_t t = 0; t < weights.size(); ++t) {
-    const int y = top + kCell * static_cast<int>(t);
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", left - 6,
-                       y + kCell / 2 + 4, xml_escape(t < output.size() ? output[t] : "?"));
-    for (std::size_t s = 0; s < source.size() && s < weights[t].size(); ++s) {
-      svg += fmt::format(
-          "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#1f4e96\" "
-          "fill-opacity=\"{:.3f}\" stroke=\"#ddd\"><title>{} / {}: {:.3f}</title></rect>\n",
-          left + kCell * static_cast<int>(s), y, kCell, kCell, weights[t][s],
-          xml_escape(output[std::min(t, output.size() - 1)]), xml_escape(source[s]), weights[t][s]);
-    }
-  }
-  return svg + "</svg>\n";
+  HeatmapSpec spec;
+  spec.id = "attention";
+  std::string src, out;
+  for (const auto& t : source) src += t;
+  for (std::size_t i = 0; i + 1 < output.size(); ++i) out += output[i];
+  spec.title = fmt::format("attention weights a[i,j]: {} -> {}", src, out);
+  spec.rows = output;
+  spec.cols = source;
+  for (const auto& row : weights) spec.values.emplace_back(row.begin(), row.end());
+  spec.limit = 1.0;  // weights are probabilities
+  return heatmap_figure(spec);
 }
 
 }  // namespace seqgrad::app

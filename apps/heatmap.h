@@ -12,7 +12,8 @@ using Matrix = std::vector<std::vector<float>>;  // [T_out][S]
 // Text for a terminal: one row per output token, shades " .:-=+*#%@" from 0 to 1.
 std::string heatmap_text(const std::vector<std::string>& source,
                          const std::vector<std::string>& output, const Matrix& weights);
-// A standalone SVG document with the source tokens along the top and outputs down the left.
+// A standalone SVG document (apps/figure.h): source tokens along the top, outputs down the
+// left, both axes named, the weights in the cells and a colour bar from 0 to 1.
 std::string heatmap_svg(const std::vector<std::string>& source,
                         const std::vector<std::string>& output, const Matrix& weights);
 

@@ -119,7 +119,12 @@ TEST_CASE("cli: train, eval, translate and attention on the reverse task") {
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(text.rfind("<svg", 0) == 0);
   CHECK(text.find(">h</text>") != std::string::npos);
-  CHECK(text.find("fill-opacity") != std::string::npos);
+  // The figure reads on its own: axis names, the example, values (tests/test_explain_page.cpp
+  // reads a figure back cell by cell).
+  CHECK(text.find("source position j") != std::string::npos);
+  CHECK(text.find("output step i") != std::string::npos);
+  CHECK(text.find("a[i,j]: hello -&gt; ") != std::string::npos);
+  CHECK(text.find("data-value=") != std::string::npos);
 }
 
 TEST_CASE("cli: --resume continues exactly where the last checkpoint stopped") {

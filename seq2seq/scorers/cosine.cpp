@@ -1,7 +1,7 @@
 // cosine: score(q, k) = exp(tau) * cos(P q, k), with a learned log-temperature tau (init log 5,
 // so the softmax starts neither flat nor one-hot) and a projection P of the query to the key
-// size. The worked example of adding a scorer: this file, one line in registry.cpp and one
-// declaration in scorers.h. Shape legend: B batch, S source length, Hq query size, Hk key size.
+// size. The worked example of adding a scorer: this file and one line in registry.cpp.
+// Shape legend: B batch, S source length, Hq query size, Hk key size.
 #include <cmath>
 
 #include "autograd/ops.h"

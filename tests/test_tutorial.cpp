@@ -2,8 +2,9 @@
 // `<!-- check: NAME -->` on the line above it, and this file has one case per NAME that
 // evaluates exactly that formula by hand (plain loops over doubles) on random float64 inputs
 // and random upstream gradients, and compares it with what the library and autograd compute.
-// A last case reads the tutorial and requires its set of markers to equal the set of checks
-// here, and every `file:function` it points to to exist.
+// Two last cases read the tutorial: its set of markers must equal the set of checks here (and
+// every ```text block must carry a marker), and every `dir/file:function` it points to must
+// exist.
 //
 // To add a formula to the tutorial: put `<!-- check: NAME -->` right above its ```text block,
 // then write `TUTORIAL_CHECK(NAME) { ... }` below, which both registers NAME and defines the

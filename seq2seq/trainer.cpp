@@ -227,12 +227,9 @@ EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& da
     if (max_examples > 0 && static_cast<std::int64_t>(b.example_index.front()) >= max_examples) {
       continue;
     }
-    SearchOptions s = search;
-    if (s.max_len <= 0) {
-      s.max_len = 2 * *std::max_element(b.src_lengths.begin(), b.src_lengths.end()) + 10;
-    }
+    // max_len 0: each source's own cap (search.h), so a prediction does not depend on its batch.
     const std::vector<Hypothesis> hyps =
-        parallel_beam_search(models, b.src, b.src_lengths, s, workers);
+        parallel_beam_search(models, b.src, b.src_lengths, search, workers);
     const Tokenization mode = data.options().target_tokenization;
     for (std::size_t i = 0; i < hyps.size(); ++i) {
       predictions[b.example_index[i]] = detokenize(target_vocab.decode(hyps[i].tokens), mode);

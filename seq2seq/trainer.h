@@ -54,7 +54,7 @@ struct TrainOptions {
   std::int64_t valid_every = 0;            // steps between validations (0: once an epoch)
   std::int64_t valid_examples = 2000;      // decode at most this many validation examples (0: all)
   std::int64_t beam = 1;                   // beam width used for validation decoding
-  std::int64_t max_decode_len = 0;         // 0: 2 * longest source + 10
+  std::int64_t max_decode_len = 0;         // 0: per source, 2 * its length + 10
   Metric select_on = Metric::exact_match;  // ties are broken by the lower validation loss
   // Data-parallel worker threads for training steps and validation decoding (seq2seq/parallel.h).
   // Saved with the run: the split of each batch changes float rounding and the dropout streams,

@@ -185,11 +185,20 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
       "{}\n",
       c.model.cell, c.model.layers, c.model.hidden, c.model.embed, c.model.attention, c.model.style,
       model.num_parameters(), workers, blas_core_name());
+  // A run killed before its first checkpoints were written starts again from step 0, which
+  // gives what the uninterrupted run would have.
+  const bool has_checkpoint = std::filesystem::exists(RunFiles{a.out}.last());
+  if (resume && !has_checkpoint) {
+    fmt::print("seqgrad train: {} holds no checkpoint yet; starting the run from step 0\n", a.out);
+  }
   ProgressDisplay display;
-  const TrainOutcome outcome = train(
-      model, gen, {.train = train_batches, .valid = valid_batches, .target_vocab = target_vocab},
-      c.train, {.files = RunFiles{a.out}, .config_text = c.to_json().dump(), .resume = resume},
-      display.hooks());
+  const TrainOutcome outcome =
+      train(model, gen,
+            {.train = train_batches, .valid = valid_batches, .target_vocab = target_vocab}, c.train,
+            {.files = RunFiles{a.out},
+             .config_text = c.to_json().dump(),
+             .resume = resume && has_checkpoint},
+            display.hooks());
   display.finish();
   if (outcome.already_complete) {
     fmt::print(

@@ -1,11 +1,13 @@
 // End-to-end tests of the seqgrad command: a short training run on the reverse task, then eval,
-// translate, attention, exact resumption, and the errors a user meets first.
+// translate, attention, exact resumption, and the errors a user meets first (bad options among
+// them, each refused at start-up naming the option).
 #include <doctest/doctest.h>
 
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "python_runner.h"
@@ -36,6 +38,11 @@ Run run(const std::string& args, const std::string& stdin_text = "",
   while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
   r.status = pclose(pipe);
   return r;
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 std::vector<nlohmann::json> metrics_lines(const std::string& path) {
@@ -182,6 +189,99 @@ TEST_CASE("cli: clear errors for a missing model, an unknown scorer, bad data") 
   const Run e = run("eval --model " + dir.path.string());
   CHECK(e.status != 0);
   CHECK(e.out.find("config.json is missing") != std::string::npos);
+}
+
+TEST_CASE("cli: every bad option is refused at start-up, naming it") {
+  testing::TempDir dir;
+  const std::string base = "train --task reverse --steps 1 --out " + dir.file("out") + " ";
+  // clang-format off
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"--select-on bogus",       "--select-on 'bogus': unknown (known: exact_match, token_accuracy, wer, per, loss, perplexity)"},
+      {"--schedule cosin",        "--schedule 'cosin': unknown (known: plateau, constant, cosine, inverse_sqrt)"},
+      {"--teacher-forcing 2",     "--teacher-forcing 2: must be in [0, 1]"},
+      {"--epochs 0",              "--epochs 0: must be at least 1"},
+      {"--lr -0.001",             "--lr -0.001: must be a number above 0"},
+      {"--clip -1",               "--clip -1: must be at least 0 (0: off)"},
+      {"--label-smoothing 1",     "--label-smoothing 1: must be in [0, 1)"},
+      {"--ema 1.5",               "--ema 1.5: must be in [0, 1) (0: off)"},
+      {"--beam 0",                "--beam 0: must be at least 1"},
+      {"--test-beam 0",           "--test-beam 0: must be at least 1"},
+      {"--threads -2",            "--threads -2: must be at least 0 (0: one per core)"},
+      {"--batch-size 0",          "--batch-size 0: must be at least 1"},
+      {"--dropout 1",             "--dropout 1: must be in [0, 1)"},
+      {"--valid-size 0",          "--valid-size 0: must be at least 1"},
+      {"--min-len 5 --max-len 4", "--max-len 4: must be at least --min-len (5)"},
+      {"--cell lstn",             "--cell: unknown cell 'lstn'"},
+      {"--target-tokens letters", "--target-tokens: "},
+  };
+  // clang-format on
+  for (const auto& [args, message] : cases) {
+    CAPTURE(args);
+    const Run r = run(base + args);
+    CAPTURE(r.out);
+    CHECK(r.status != 0);
+    CHECK(r.out.find("seqgrad: error: " + message) != std::string::npos);
+    CHECK(r.out.find("seqgrad train:") == std::string::npos);  // before any data was read
+  }
+  CHECK_FALSE(std::filesystem::exists(dir.file("out")));
+  // A bad value in a resumed run's config.json is refused the same way.
+  const std::string out = dir.file("edited");
+  REQUIRE(run(std::string(kSmall) + "--steps 2 --out " + out).status == 0);
+  nlohmann::json config;
+  std::ifstream(out + "/config.json") >> config;
+  config["train"]["select_on"] = "bogus";
+  std::ofstream(out + "/config.json") << config.dump();
+  const Run r = run("train --resume " + out);
+  CHECK(r.status != 0);
+  CHECK(r.out.find("select_on 'bogus': unknown (known: exact_match") != std::string::npos);
+}
+
+TEST_CASE("cli: --resume on a finished run says so and leaves its files alone") {
+  testing::TempDir dir;
+  const std::string out = dir.file("done");
+  REQUIRE(run(std::string(kSmall) + "--steps 100 --out " + out).status == 0);
+  std::map<std::string, std::string> before;
+  for (const auto& e : std::filesystem::directory_iterator(out)) {
+    before[e.path().filename().string()] = file_text(e.path().string());
+  }
+  const Run r = run("train --resume " + out);
+  CAPTURE(r.out);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("the run in " + out + " is complete (step 100); nothing to do") !=
+        std::string::npos);
+  CHECK(r.out.find("valid @") == std::string::npos);
+  std::map<std::string, std::string> after;
+  for (const auto& e : std::filesystem::directory_iterator(out)) {
+    after[e.path().filename().string()] = file_text(e.path().string());
+  }
+  CHECK(after == before);  // metrics.jsonl and every other file byte for byte
+}
+
+TEST_CASE("cli: the same command twice gives the same metrics.jsonl, at one and two threads") {
+  for (const char* threads : {"1", "2"}) {
+    CAPTURE(threads);
+    testing::TempDir dir;
+    std::string args =
+        std::string(kSmall) + "--steps 100 --dropout 0.3 --teacher-forcing 0.8 --out ";
+    args.replace(args.find("--threads 1"), 11, std::string("--threads ") + threads);
+    REQUIRE(run(args + dir.file("a")).status == 0);
+    REQUIRE(run(args + dir.file("b")).status == 0);
+    const std::string a = file_text(dir.file("a") + "/metrics.jsonl");
+    CHECK(metrics_lines(dir.file("a") + "/metrics.jsonl").size() == 2);
+    CHECK(a == file_text(dir.file("b") + "/metrics.jsonl"));
+    CHECK(file_text(dir.file("a") + "/best.safetensors") ==
+          file_text(dir.file("b") + "/best.safetensors"));
+  }
+}
+
+TEST_CASE("cli: an --out that cannot be made is a clear error") {
+  testing::TempDir dir;
+  std::ofstream(dir.file("a-file")) << "x";
+  const Run r = run(std::string(kSmall) + "--steps 1 --out " + dir.file("a-file") + "/run");
+  CAPTURE(r.out);
+  CHECK(r.status != 0);
+  CHECK(r.out.find("seqgrad: error: --out " + dir.file("a-file") +
+                   "/run: cannot create the run directory: Not a directory") != std::string::npos);
 }
 
 TEST_CASE("cli: restarts with OpenBLAS's AVX-512 kernels unless OPENBLAS_CORETYPE is set") {

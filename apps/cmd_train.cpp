@@ -29,6 +29,7 @@ struct TrainArgs {
   std::string out, resume;
   int threads = 0;
   std::int64_t test_beam = 5;
+  bool detect_anomaly = false;
 };
 
 // The task's recipe (seq2seq/recipes.h) for every option the user did not give.
@@ -157,6 +158,8 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
   const bool resume = !a.resume.empty();
   const int workers = set_threads(a.threads);
   c.train.threads = workers;
+  // Not part of the run's configuration: it changes no number, only stops at the first bad one.
+  set_detect_anomaly(a.detect_anomaly);
   const DataSplits data = load_data(c.data);
   const BatcherOptions bo{.batch_size = c.batch_size,
                           .source_tokenization = parse_tokenization(c.data.source_tokens),
@@ -287,6 +290,9 @@ void add_train_command(CLI::App& app) {
                   "worker threads, each taking a share of every batch (0: one per core)");
   cmd->add_option("--out", a->out, "run directory (default runs/TASK)");
   cmd->add_option("--resume", a->resume, "continue the run in this directory exactly");
+  cmd->add_flag("--detect-anomaly", a->detect_anomaly,
+                "stop at the first op whose output or gradient is NaN or infinite, naming it "
+                "(slow: every tensor is checked)");
   cmd->callback([cmd, a] { run_train(*cmd, *a); });
 }
 

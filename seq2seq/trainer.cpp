@@ -255,7 +255,12 @@ StepLoss train_step(DataParallel& parallel, Optimizer& opt, const Batch& batch,
                     const LossOptions& loss, double clip, Generator& gen) {
   opt.zero_grad();
   const StepLoss r = parallel.loss_backward(batch, loss, gen);  // forward, loss, backward
-  if (clip > 0) clip_grad_norm(opt.params(), clip);
+  // Checked before the update, so a NaN never reaches the weights.
+  if (!std::isfinite(r.loss)) {
+    throw NonFiniteLoss(
+        fmt::format("the training loss is {}", std::isnan(r.loss) ? "NaN" : "infinite"));
+  }
+  if (clip > 0) clip_grad_norm(opt.params(), clip, /*error_if_nonfinite=*/true);
   opt.step();
   return r;
 }
@@ -315,6 +320,9 @@ class Training {
  private:
   void start_fresh();
   void resume();
+  // A failure's message: the step, what went wrong, and the checkpoint to resume from.
+  std::string stopped(std::int64_t step, const std::string& what) const;
+  StepLoss checked_step(const Batch& b, const LossOptions& loss);
   void step(const Batch& b);
   void validate();
   bool improves(const EvalResult& er) const;
@@ -341,6 +349,7 @@ class Training {
   Best best_;
   LossWindow window_;
   std::int64_t last_valid_ = -1;  // step of the last validation
+  std::int64_t last_saved_ = 0;   // step of last.safetensors
   std::string metrics_;           // metrics.jsonl's text
 };
 
@@ -440,8 +449,8 @@ void Training::resume() {
     if (k.rfind("plateau.", 0) == 0) ps[k.substr(8)] = std::stod(v);
   }
   plateau_.load_state(ps);
-  last_valid_ = pos_.step;          // checkpoints are written by validations
-  if (pos_.step >= total_) return;  // a finished run: its files stay as they are
+  last_valid_ = last_saved_ = pos_.step;  // checkpoints are written by validations
+  if (pos_.step >= total_) return;        // a finished run: its files stay as they are
   metrics_ = metrics_up_to(run_.files.metrics(), pos_.step);
   save_text_file(run_.files.metrics(), metrics_);
 }
@@ -452,11 +461,34 @@ double Training::teacher_forcing() const {
                                   static_cast<double>(pos_.step) / static_cast<double>(total_);
 }
 
+// train_step, with what a user needs when it fails: the step, and that the last checkpoint (the
+// last validation's) is intact.
+std::string Training::stopped(std::int64_t step, const std::string& what) const {
+  return fmt::format(
+      "step {} (epoch {}): {}\nthe last good checkpoint, {} (step {}), is intact; --resume "
+      "continues from it (HINT: a lower --lr or --clip; --detect-anomaly names the first op "
+      "that made a NaN or an infinity)",
+      step, pos_.epoch, what, run_.files.last(), last_saved_);
+}
+
+StepLoss Training::checked_step(const Batch& b, const LossOptions& loss) {
+  auto context = [&](const std::exception& e) { return stopped(pos_.step + 1, e.what()); };
+  try {
+    return train_step(parallel_, opt_, b, loss, o_.clip, gen_);
+  } catch (const AnomalyError& e) {
+    throw AnomalyError(context(e));
+  } catch (const NonFiniteLoss& e) {
+    throw NonFiniteLoss(context(e));
+  } catch (const RuntimeError& e) {  // clip_grad_norm: a non-finite gradient norm
+    throw NonFiniteLoss(context(e));
+  }
+}
+
 void Training::step(const Batch& b) {
   if (schedule_) apply_schedule(schedule_, opt_);
   const LossOptions loss{.teacher_forcing = teacher_forcing(),
                          .label_smoothing = o_.label_smoothing};
-  const StepLoss r = train_step(parallel_, opt_, b, loss, o_.clip, gen_);
+  const StepLoss r = checked_step(b, loss);
   if (ema_) ema_->update();
   ++pos_.step;
   window_.add(r);
@@ -473,13 +505,17 @@ void Training::step(const Batch& b) {
 // Decodes the validation split, logs a metrics line, keeps the best weights and steps the
 // plateau schedule; then checkpoints.
 void Training::validate() {
-  last_valid_ = pos_.step;
   if (ema_) ema_->swap();  // validate (and keep as best) the averaged weights
   model_.eval();
   const EvalResult er =
       evaluate(model_, data_.valid, data_.target_vocab,
                {.beam = o_.beam, .max_len = o_.max_decode_len}, o_.valid_examples, o_.threads);
   model_.train();
+  if (!std::isfinite(er.loss)) {  // weights gone bad: keep them out of the checkpoints
+    throw NonFiniteLoss(stopped(pos_.step, fmt::format("the validation loss is {}",
+                                                       std::isnan(er.loss) ? "NaN" : "infinite")));
+  }
+  last_valid_ = pos_.step;
   const nlohmann::json line = {{"step", pos_.step},
                                {"epoch", pos_.epoch},
                                {"lr", opt_.lr()},
@@ -514,6 +550,7 @@ void Training::save_best() {
 // Everything a resume needs: raw weights, averages, optimizer, position, random state, best.
 void Training::save_last() {
   save_checkpoint(run_.files.last(), last_tensors_, &opt_, state());
+  last_saved_ = pos_.step;
 }
 
 TrainingState Training::state() const {

@@ -90,8 +90,15 @@ EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& da
                     const Vocab& target_vocab, const SearchOptions& search,
                     std::int64_t max_examples = 0, int workers = 1);
 
+// A training step whose loss or gradient norm is NaN or infinite: train_step throws it before
+// the update, so the weights stay as they were.
+struct NonFiniteLoss : RuntimeError {
+  using RuntimeError::RuntimeError;
+};
+
 // One update on one batch: forward, loss and backward (the batch's rows shared among
 // `parallel`'s workers), clip the global gradient norm to `clip` (0: off), update.
+// NonFiniteLoss when the loss or (with clipping) the gradient norm is not finite.
 StepLoss train_step(DataParallel& parallel, Optimizer& opt, const Batch& batch,
                     const LossOptions& loss, double clip, Generator& gen);
 

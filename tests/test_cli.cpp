@@ -257,6 +257,28 @@ TEST_CASE("cli: --resume on a finished run says so and leaves its files alone") 
   CHECK(after == before);  // metrics.jsonl and every other file byte for byte
 }
 
+TEST_CASE("cli: a diverging run stops with the step and the last good checkpoint intact") {
+  // A learning rate of 1e38 sends the weights to float32's limit at the first update.
+  testing::TempDir dir;
+  const std::string out = dir.file("nan");
+  const Run r = run(std::string(kSmall) + "--steps 50 --lr 1e38 --clip 0 --out " + out);
+  CAPTURE(r.out);
+  CHECK(r.status != 0);
+  CHECK(r.out.find("the training loss is") != std::string::npos);
+  CHECK(r.out.find("the last good checkpoint, " + out + "/last.safetensors (step 0), is intact") !=
+        std::string::npos);
+  const std::string last = file_text(out + "/last.safetensors");
+  CHECK(!last.empty());
+  // With --detect-anomaly the first op that made a non-finite value is named.
+  const Run a = run(std::string(kSmall) + "--steps 50 --lr 1e38 --clip 0 --detect-anomaly --out " +
+                    dir.file("anomaly"));
+  CAPTURE(a.out);
+  CHECK(a.status != 0);
+  CHECK(a.out.find("anomaly: the ") != std::string::npos);
+  CHECK(a.out.find("(inputs: ") != std::string::npos);
+  CHECK(a.out.find("step ") != std::string::npos);
+}
+
 TEST_CASE("cli: the same command twice gives the same metrics.jsonl, at one and two threads") {
   for (const char* threads : {"1", "2"}) {
     CAPTURE(threads);

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "autograd/autograd.h"
@@ -240,6 +241,35 @@ TEST_CASE("train_step: one update lowers the batch's loss, moves every parameter
   CHECK(losses.back() < 0.8 * losses.front());  // the same batch, 20 updates
   for (std::size_t i = 1; i < losses.size(); ++i) CHECK(losses[i] < losses[i - 1]);
   CHECK(model.parameters().front().data().to_vector<float>() != before);
+}
+
+TEST_CASE("train_step: a NaN stops the step before the update; anomaly mode names the op") {
+  TinyTask task;
+  Generator gen(1);
+  Seq2Seq model(task.config(), gen);
+  model.train();
+  DataParallel parallel(model, 1);
+  Adam opt(model.parameters(), {.lr = 1e-2});
+  const Batch b = task.train.make_batch(task.train.epoch_plan(0).front());
+  // A NaN made on purpose: one output-layer bias.
+  Variable bias;
+  for (const auto& [name, p] : model.named_parameters()) {
+    if (name == "decoder.project.bias") bias = p;
+  }
+  REQUIRE(bias.defined());
+  bias.data().data<float>()[3] = std::numeric_limits<float>::quiet_NaN();
+  const auto weights = model.parameters().front().data().clone().to_vector<float>();
+  CHECK_THROWS_WITH_AS(train_step(parallel, opt, b, {}, 5.0, gen),
+                       doctest::Contains("the training loss is NaN"), NonFiniteLoss);
+  CHECK(opt.step_count() == 0);
+  CHECK(model.parameters().front().data().to_vector<float>() == weights);
+  {
+    DetectAnomalyGuard on;
+    // The bias is added right after the output projection: that add is the first NaN.
+    CHECK_THROWS_WITH_AS(train_step(parallel, opt, b, {}, 5.0, gen),
+                         doctest::Contains("anomaly: the forward of add gave"), AnomalyError);
+  }
+  CHECK(opt.step_count() == 0);
 }
 
 TEST_CASE("train options: names parse both ways, unknown ones list the known") {

@@ -5,6 +5,7 @@
 
 #include "autograd/ops.h"
 #include "nn/loss.h"
+#include "seq2seq/json_fields.h"
 #include "tensor/elementwise.h"
 #include "tensor/reduce.h"
 
@@ -31,15 +32,15 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   for (const auto& [key, value] : j.items()) {
     try {
       if (key == "src_vocab")
-        c.src_vocab = value.get<std::int64_t>();
+        c.src_vocab = json_integer(value, key);
       else if (key == "tgt_vocab")
-        c.tgt_vocab = value.get<std::int64_t>();
+        c.tgt_vocab = json_integer(value, key);
       else if (key == "embed")
-        c.embed = value.get<std::int64_t>();
+        c.embed = json_integer(value, key);
       else if (key == "hidden")
-        c.hidden = value.get<std::int64_t>();
+        c.hidden = json_integer(value, key);
       else if (key == "layers")
-        c.layers = value.get<std::int64_t>();
+        c.layers = json_integer(value, key);
       else if (key == "cell")
         c.cell = value.get<std::string>();
       else if (key == "bidirectional")
@@ -51,9 +52,9 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
       else if (key == "style")
         c.style = value.get<std::string>();
       else if (key == "attention_size")
-        c.attention_size = value.get<std::int64_t>();
+        c.attention_size = json_integer(value, key);
       else if (key == "heads")
-        c.heads = value.get<std::int64_t>();
+        c.heads = json_integer(value, key);
       else
         throw ValueError(fmt::format("model config: unknown key '{}'", key));
     } catch (const nlohmann::json::exception& e) {

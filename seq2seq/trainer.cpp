@@ -18,6 +18,7 @@
 #include "optim/clip.h"
 #include "optim/ema.h"
 #include "optim/schedule.h"
+#include "seq2seq/json_fields.h"
 #include "seq2seq/parallel.h"
 
 namespace seqgrad {
@@ -152,8 +153,8 @@ nlohmann::json TrainOptions::to_json() const {
 TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   TrainOptions o;
   try {
-    o.epochs = j.at("epochs");
-    o.steps = j.at("steps");
+    o.epochs = json_integer(j.at("epochs"), "epochs");
+    o.steps = json_integer(j.at("steps"), "steps");
     o.lr = j.at("lr");
     o.clip = j.at("clip");
     o.teacher_forcing = j.at("teacher_forcing");
@@ -161,13 +162,15 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     o.label_smoothing = j.at("label_smoothing");
     o.ema = j.value("ema", 0.0);  // absent in run directories written before it existed
     o.schedule = parse_schedule(j.at("schedule").get<std::string>(), "schedule");
-    o.warmup = j.at("warmup");
-    o.valid_every = j.at("valid_every");
-    o.valid_examples = j.at("valid_examples");
-    o.beam = j.at("beam");
-    o.max_decode_len = j.at("max_decode_len");
+    o.warmup = json_integer(j.at("warmup"), "warmup");
+    o.valid_every = json_integer(j.at("valid_every"), "valid_every");
+    o.valid_examples = json_integer(j.at("valid_examples"), "valid_examples");
+    o.beam = json_integer(j.at("beam"), "beam");
+    o.max_decode_len = json_integer(j.at("max_decode_len"), "max_decode_len");
     o.select_on = parse_metric(j.at("select_on").get<std::string>(), "select_on");
-    o.threads = j.value("threads", 1);  // absent in run directories written before it existed
+    o.threads = j.contains("threads")
+                    ? static_cast<int>(json_integer(j.at("threads"), "threads", 0, 1024))
+                    : 1;  // absent in run directories written before it existed
   } catch (const nlohmann::json::exception& e) {
     throw ValueError(fmt::format("training options: {}", e.what()));
   }

@@ -8,6 +8,7 @@
 #include "optim/clip.h"
 #include "seq2seq/model.h"
 #include "seq2seq/search.h"
+#include "seq2seq/trainer.h"
 
 namespace seqgrad {
 namespace {
@@ -209,6 +210,24 @@ TEST_CASE("seq2seq: scheduled sampling runs; config JSON round trip refuses unkn
   ModelConfig bad = cfg;
   bad.attention = "bilinear";
   CHECK_THROWS_WITH_AS(Seq2Seq(bad, gen), doctest::Contains("known: dot, scaled_dot"), ValueError);
+}
+
+TEST_CASE("run configuration: integer fields take only integers that fit (fuzz findings)") {
+  // Each was undefined behaviour (a float out of int64's range) or a silent wrap before.
+  for (const char* text : {R"({"heads": 1e300})", R"({"embed": 99999999999999999999})",
+                           R"({"embed": 18446744073709551615})", R"({"hidden": 2.5})"}) {
+    CAPTURE(text);
+    CHECK_THROWS_WITH_AS(ModelConfig::from_json(nlohmann::json::parse(text)),
+                         doctest::Contains("must be an integer in"), ValueError);
+  }
+  TrainOptions o;
+  for (const char* key : {"epochs", "steps", "beam", "threads"}) {
+    CAPTURE(key);
+    nlohmann::json j = o.to_json();
+    j[key] = 1e300;
+    CHECK_THROWS_WITH_AS(TrainOptions::from_json(j), doctest::Contains("must be an integer in"),
+                         ValueError);
+  }
 }
 
 }  // namespace

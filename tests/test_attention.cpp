@@ -39,7 +39,7 @@ TEST_CASE("attention: every registered scorer passes gradcheck through the whole
   }
 }
 
-TEST_CASE("attention: weights are a distribution over real positions; context is their sum") {
+TEST_CASE("attention: weights are a distribution over real positions, context is their sum") {
   for (const auto& name : scorer_names()) {
     CAPTURE(name);
     Generator gen(3);

@@ -153,7 +153,7 @@ TEST_CASE("intermediate gradients are freed unless retained") {
   CHECK(h2.grad().defined());
 }
 
-TEST_CASE("nodes know their op name and shape; DOT export shows both and grad norms") {
+TEST_CASE("nodes know their op name and shape, DOT export shows both and grad norms") {
   Variable w = param({1, 2, 3, 4, 5, 6}, {2, 3});
   w.set_name("w");
   Variable x = param({1, 1, 1}, {3, 1});
@@ -213,7 +213,7 @@ TEST_CASE("register_hook: an intermediate's hook sees its gradient and may repla
   CHECK(a.grad().to_vector<double>() == std::vector<double>{60, 120});
 }
 
-TEST_CASE("register_hook: a leaf's hook sees only this pass's gradient; remove_hook stops it") {
+TEST_CASE("register_hook: a leaf's hook sees only this pass's gradient, remove_hook stops it") {
   Variable w = param({1, 2}, {2});
   int calls = 0;
   std::vector<double> seen;

@@ -198,7 +198,7 @@ TEST_CASE("bad input: a broken config.json or vocabulary names the file, for eve
   CHECK(has(r, "config.json: data.task must be a string, not number 5"));
 }
 
-TEST_CASE("bad input: an invalid UTF-8 line on translate's input is reported; the rest decode") {
+TEST_CASE("bad input: an invalid UTF-8 line on translate's input is reported, the rest decode") {
   testing::TempDir dir;
   const std::string model = tiny_run(dir);
   const std::string input =
@@ -239,7 +239,7 @@ TEST_CASE("bad input: an invalid UTF-8 line on translate's input is reported; th
   CHECK(records[2].at("source") == "bca");
 }
 
-TEST_CASE("translate: a capped output is marked; --max-len and --threads are taken") {
+TEST_CASE("translate: a capped output is marked, --max-len and --threads are taken") {
   testing::TempDir dir;
   const std::string model = tiny_run(dir);
   const auto records = [](const Run& r) {

@@ -35,7 +35,7 @@ constexpr const char* kTiny =
     "train --task reverse --min-len 3 --max-len 6 --train-size 500 --valid-size 20 "
     "--test-size 20 --embed 8 --hidden 16 --batch-size 32 --steps 20 --threads 1 ";
 
-TEST_CASE("cli: explain writes a well-formed page with both models; graph writes DOT") {
+TEST_CASE("cli: explain writes a well-formed page with both models, graph writes DOT") {
   testing::TempDir dir;
   std::string out;
   REQUIRE(run(std::string(kTiny) + "--out " + dir.file("att"), &out) == 0);

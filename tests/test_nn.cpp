@@ -50,7 +50,7 @@ TEST_CASE("nn: hierarchical parameter names, shapes and counts follow PyTorch") 
                        doctest::Contains("no parameter named 'rnn.nope'"), ValueError);
 }
 
-TEST_CASE("nn: train/eval reaches children; to(dtype) converts in place") {
+TEST_CASE("nn: train/eval reaches children, to(dtype) converts in place") {
   Generator gen(1);
   Net net(gen);
   net.eval();
@@ -86,7 +86,7 @@ TEST_CASE("nn: Linear computes x W^T + b on 2-D, 3-D and 4-D inputs") {
                        ShapeError);
 }
 
-TEST_CASE("nn: Embedding looks up rows; the padding row starts at zero") {
+TEST_CASE("nn: Embedding looks up rows, the padding row starts at zero") {
   Embedding emb(5, 3, 2);
   CHECK(emb.weight.data().select(0, 2).to_vector<float>() == std::vector<float>{0, 0, 0});
   const Variable y = emb(Tensor::from_list({4, 2}, {2}, DType::i64));
@@ -148,7 +148,7 @@ TEST_CASE("nn: cross_entropy values, ignore_index, label smoothing, reductions")
   CHECK_THROWS_AS(cross_entropy(logits, Tensor::from_list({1}, {1}, DType::i64)), ShapeError);
 }
 
-TEST_CASE("nn: cross_entropy is exact for large logits; an all-ignored batch gives 0, zero grad") {
+TEST_CASE("nn: cross_entropy is exact for large logits, an all-ignored batch gives 0, zero grad") {
   // Logits near 1e4 in float32: log p = (x - max) - log sum is exact to float precision, where
   // x - (max + log sum) would round at the ulp of 1e4 (about 1e-3).
   const std::vector<float> x{10000.0F, 10001.5F, 9999.25F, 10000.75F, 10002.0F};

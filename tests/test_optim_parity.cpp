@@ -165,7 +165,7 @@ std::string read_text(const std::filesystem::path& path) {
   return ss.str();
 }
 
-TEST_CASE("optim: parity with torch.optim (SGD, Adam, AdamW; float64 and float32)") {
+TEST_CASE("optim: parity with torch.optim (SGD, Adam, AdamW, float64 and float32)") {
   namespace fs = std::filesystem;
   const std::vector<ParityCase> cases = parity_cases();
   const fs::path dir = fs::temp_directory_path() / fmt::format("seqgrad_optim_parity_{}", getpid());

@@ -45,7 +45,7 @@ TEST_CASE("the bit stream is xoshiro256** seeded by splitmix64") {
   CHECK(g.next_double() == static_cast<double>(0x99ec5f36cb75f2b4ULL >> 11) * 0x1.0p-53);
 }
 
-TEST_CASE("same seed, same numbers; different seeds differ") {
+TEST_CASE("same seed, same numbers, different seeds differ") {
   Generator a(1234), b(1234), c(1235);
   std::vector<std::uint64_t> va, vb, vc;
   for (int i = 0; i < 1000; ++i) {

@@ -186,7 +186,7 @@ TEST_CASE("safetensors: every dtype and layout round trips in order") {
   CHECK(bytes[8] == '{');
 }
 
-TEST_CASE("safetensors: metadata round trips; a file may hold no tensors") {
+TEST_CASE("safetensors: metadata round trips, a file may hold no tensors") {
   TempDir tmp;
   const std::map<std::string, std::string> meta = {{"framework", "seqgrad"},
                                                    {"step", "1200"},

@@ -165,7 +165,7 @@ TEST_CASE("Vocab: specials, deterministic order, min_count and max_size") {
                  "'x' appears twice (ids 4 and 5)"));
 }
 
-TEST_CASE("Vocab: encode maps unknowns to <unk>; decode stops at </s> and skips <pad>, <s>") {
+TEST_CASE("Vocab: encode maps unknowns to <unk>, decode stops at </s> and skips <pad>, <s>") {
   const Vocab v = Vocab::build({toks({"x", "y", "y"})});  // y=4, x=5
   CHECK(v.encode(toks({"y", "x", "q"})) == std::vector<std::int64_t>{4, 5, Vocab::kUnk});
   CHECK(v.decode({Vocab::kBos, 5, Vocab::kPad, 4, Vocab::kUnk, Vocab::kEos, 5, 4}) ==

@@ -82,7 +82,7 @@ TEST_CASE("seq2seq gradcheck: the whole loss, Luong / Bahdanau / none, LSTM and 
   }
 }
 
-TEST_CASE("seq2seq: learns to reverse; greedy and beam search decode it exactly") {
+TEST_CASE("seq2seq: learns to reverse, greedy and beam search decode it exactly") {
   Generator gen(1);
   ModelConfig cfg{.src_vocab = 12,
                   .tgt_vocab = 12,
@@ -185,7 +185,7 @@ TEST_CASE("beam_search: an ensemble scores with the mean of its models' log-prob
   CHECK_THROWS_AS(beam_search(std::vector<const Seq2Seq*>{}, batch.src, batch.lengths), ValueError);
 }
 
-TEST_CASE("seq2seq: scheduled sampling runs; config JSON round trip refuses unknown keys") {
+TEST_CASE("seq2seq: scheduled sampling runs, config JSON round trip refuses unknown keys") {
   Generator gen(2);
   ModelConfig cfg{.src_vocab = 9, .tgt_vocab = 9, .embed = 4, .hidden = 4, .attention = "dot"};
   Seq2Seq model(cfg, gen);

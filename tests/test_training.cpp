@@ -243,7 +243,7 @@ TEST_CASE("train_step: one update lowers the batch's loss, moves every parameter
   CHECK(model.parameters().front().data().to_vector<float>() != before);
 }
 
-TEST_CASE("train_step: a NaN stops the step before the update; anomaly mode names the op") {
+TEST_CASE("train_step: a NaN stops the step before the update, anomaly mode names the op") {
   TinyTask task;
   Generator gen(1);
   Seq2Seq model(task.config(), gen);

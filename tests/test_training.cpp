@@ -220,14 +220,21 @@ struct TinyTask {
   }
 };
 
-TEST_CASE("train_step: one update lowers the batch's loss, moves every parameter, clips") {
+// What train_step takes, for the tiny task: a model in training mode, one worker, Adam, and the
+// first batch.
+struct StepSetup {
   TinyTask task;
-  Generator gen(1);
-  Seq2Seq model(task.config(), gen);
-  model.train();
-  DataParallel parallel(model, 1);
-  Adam opt(model.parameters(), {.lr = 1e-2});
-  const Batch b = task.train.make_batch(task.train.epoch_plan(0).front());
+  Generator gen{1};
+  Seq2Seq model{task.config(), gen};
+  DataParallel parallel{model, 1};
+  Adam opt{model.parameters(), {.lr = 1e-2}};
+  Batch b = task.train.make_batch(task.train.epoch_plan(0).front());
+  StepSetup() { model.train(); }
+};
+
+TEST_CASE("train_step: one update lowers the batch's loss, moves every parameter, clips") {
+  StepSetup s;
+  auto& [task, gen, model, parallel, opt, b] = s;
   const auto before = model.parameters().front().data().clone().to_vector<float>();
   std::vector<double> losses;
   for (int i = 0; i < 20; ++i) {
@@ -244,13 +251,8 @@ TEST_CASE("train_step: one update lowers the batch's loss, moves every parameter
 }
 
 TEST_CASE("train_step: a NaN stops the step before the update, anomaly mode names the op") {
-  TinyTask task;
-  Generator gen(1);
-  Seq2Seq model(task.config(), gen);
-  model.train();
-  DataParallel parallel(model, 1);
-  Adam opt(model.parameters(), {.lr = 1e-2});
-  const Batch b = task.train.make_batch(task.train.epoch_plan(0).front());
+  StepSetup s;
+  auto& [task, gen, model, parallel, opt, b] = s;
   // A NaN made on purpose: one output-layer bias.
   Variable bias;
   for (const auto& [name, p] : model.named_parameters()) {

@@ -93,7 +93,7 @@ TEST_CASE("seq2seq: learns to reverse, greedy and beam search decode it exactly"
   Seq2Seq model(cfg, gen);
   Adam opt(model.parameters(), {.lr = 1e-2});
   double first = 0, last = 0;
-  for (int step = 0; step < 400; ++step) {
+  for (int step = 0; step < 700; ++step) {
     const ReverseBatch b = reverse_batch(gen, 32, 2, 6, 8);
     const LossResult r = model.loss(b.src, b.lengths, b.tgt_in, b.tgt_out, {}, gen);
     opt.zero_grad();

@@ -13,6 +13,7 @@
 
 #include "optim/checkpoint.h"
 #include "seq2seq/g2p.h"
+#include "seq2seq/json_fields.h"
 #include "seq2seq/tasks.h"
 
 namespace seqgrad::app {
@@ -62,6 +63,8 @@ T field(const nlohmann::json& j, std::string_view where, const char* key) {
                                                       : "an integer";
     throw ValueError(fmt::format("{} must be {}, not {}", name, want, json_kind(*it)));
   }
+  // A signed field given an unsigned literal over INT64_MAX would wrap: json_integer refuses it.
+  if constexpr (std::is_same_v<T, std::int64_t>) return json_integer(*it, name);
   return it->get<T>();
 }
 

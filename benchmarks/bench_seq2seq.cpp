@@ -66,6 +66,10 @@ using seqgrad::bench::TorchThreads;
 constexpr double kEosBias = -30.0;
 constexpr std::int64_t kBeam = 5;
 constexpr double kClip = 5.0;
+// Untimed calls before each side's timed ones in every round. Two, not one: our thread counts
+// alternate in one process, and after a switch the storage cache needs a second step to hold the
+// other share sizes (torch runs each setting in a process of its own, and gets the same two).
+constexpr int kWarmup = 2;
 
 struct Variant {
   std::string config;  // small, medium, large, g2p, quick
@@ -175,6 +179,7 @@ void reset_peak() {
 // One timed figure of every side: our two thread counts, then each torch setting.
 struct Figure {
   std::string name;
+  double matmul_ms = NAN;                   // its products replayed as raw sgemm
   std::vector<std::vector<double>> ours;    // [threads index] samples, ms
   std::vector<std::vector<double>> theirs;  // [torch setting] samples, ms
 };
@@ -183,6 +188,7 @@ struct VariantResult {
   Variant v;
   std::vector<Figure> figures;
   double matmul_ms = NAN, gflop = 0, tiny_gflop = 0;
+  double greedy_matmul_ms = NAN, beam_matmul_ms = NAN;  // the decodes' own products, replayed
   std::int64_t gemm_calls = 0, tiny_calls = 0;
   double our_rss = NAN, their_rss = NAN;
   std::string their_core = "-";
@@ -285,7 +291,7 @@ Batch variant_batch(const Variant& v, const Options& opt, std::int64_t& sv, std:
 struct Parity {
   double loss = 0, norm = 0;
   std::vector<seqgrad::Hypothesis> greedy, beam;
-  std::vector<seqgrad::GemmCall> gemms;
+  std::vector<seqgrad::GemmCall> gemms, greedy_gemms, beam_gemms;
 };
 Parity our_parity(OurSide& ours) {
   const Batch& b = ours.batch;
@@ -302,10 +308,18 @@ Parity our_parity(OurSide& ours) {
   }
   ours.model.zero_grad();
   ours.model.train();
-  p.greedy = seqgrad::beam_search(ours.decode_model, b.src, b.src_lengths,
-                                  {.beam = 1, .max_len = ours.max_len()});
-  p.beam = seqgrad::beam_search(ours.decode_model, b.src, b.src_lengths,
-                                {.beam = kBeam, .max_len = ours.max_len()});
+  {
+    seqgrad::GemmRecording rec;
+    p.greedy = seqgrad::beam_search(ours.decode_model, b.src, b.src_lengths,
+                                    {.beam = 1, .max_len = ours.max_len()});
+    p.greedy_gemms = rec.calls();
+  }
+  {
+    seqgrad::GemmRecording rec;
+    p.beam = seqgrad::beam_search(ours.decode_model, b.src, b.src_lengths,
+                                  {.beam = kBeam, .max_len = ours.max_len()});
+    p.beam_gemms = rec.calls();
+  }
   fmt::print("  seqgrad: {} parameters, initial loss {:.6f}, gradient norm {:.6f}\n",
              ours.model.num_parameters(), p.loss, p.norm);
   return p;
@@ -345,12 +359,20 @@ std::vector<std::unique_ptr<TorchProcess>> start_torch(const OurSide& ours, cons
   return torch;
 }
 
-// The matmul-only time: the step's gemm list replayed (median of 7 passes) into `res`.
-void time_matmul_only(const std::vector<seqgrad::GemmCall>& gemms, VariantResult& res) {
-  seqgrad::bench::GemmReplay replay(gemms);
+// A gemm list replayed as raw sgemm calls: the median of 7 passes, ms.
+double replay_ms(seqgrad::bench::GemmReplay& replay) {
   std::vector<double> passes;
   for (int i = 0; i < 7; ++i) passes.push_back(replay.run() * 1e3);
-  res.matmul_ms = median(passes);
+  return median(passes);
+}
+
+// The matmul-only times: the step's gemm list replayed into `res`, and the decodes'.
+void time_matmul_only(const Parity& parity, VariantResult& res) {
+  seqgrad::bench::GemmReplay greedy(parity.greedy_gemms), beam(parity.beam_gemms);
+  res.greedy_matmul_ms = replay_ms(greedy);
+  res.beam_matmul_ms = replay_ms(beam);
+  seqgrad::bench::GemmReplay replay(parity.gemms);
+  res.matmul_ms = replay_ms(replay);
   res.gflop = replay.gflop;
   res.tiny_gflop = replay.tiny_gflop;
   res.gemm_calls = static_cast<std::int64_t>(replay.calls.size());
@@ -360,6 +382,9 @@ void time_matmul_only(const std::vector<seqgrad::GemmCall>& gemms, VariantResult
       "GFLOP/s); {} tiny products ({:.3f} GFLOP) on SIMD loops. Largest:\n{}",
       res.gemm_calls, res.gflop, res.matmul_ms, res.gflop / res.matmul_ms * 1e3, res.tiny_calls,
       res.tiny_gflop, replay.top_shapes(5));
+  fmt::print(
+      "  decoding's products: greedy {} gemm calls, raw sgemm {:.2f} ms; beam-5 {}, {:.2f} ms\n",
+      greedy.calls.size(), res.greedy_matmul_ms, beam.calls.size(), res.beam_matmul_ms);
 }
 
 // One figure in alternating rounds: our thread counts, then each torch process; `ours` runs one
@@ -368,11 +393,11 @@ Figure time_figure(const char* name, const std::string& command,
                    const std::function<void(std::size_t)>& ours,
                    std::vector<std::unique_ptr<TorchProcess>>& torch, const Options& opt) {
   const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(400)); };
-  Figure f{name, std::vector<std::vector<double>>(kOurThreads.size()),
+  Figure f{name, NAN, std::vector<std::vector<double>>(kOurThreads.size()),
            std::vector<std::vector<double>>(torch.size())};
   for (int round = 0; round < opt.rounds; ++round) {
     for (std::size_t t = 0; t < kOurThreads.size(); ++t) {
-      ours(t);  // warm-up
+      for (int i = 0; i < kWarmup; ++i) ours(t);
       for (int i = 0; i < opt.steps; ++i) {
         const double t0 = now_seconds();
         ours(t);
@@ -419,18 +444,21 @@ VariantResult run_variant(const Variant& v, const Options& opt) {
     check_parity(info, ours.model.num_parameters(), parity.loss, parity.norm, parity.greedy,
                  parity.beam);
   }
-  time_matmul_only(parity.gemms, res);
+  time_matmul_only(parity, res);
 
   const int steps = opt.steps;
   res.figures.push_back(time_figure(
-      "train step", fmt::format("train 1 {}", steps), [&](std::size_t t) { ours.train_step(t); },
-      torch, opt));
+      "train step", fmt::format("train {} {}", kWarmup, steps),
+      [&](std::size_t t) { ours.train_step(t); }, torch, opt));
   res.figures.push_back(time_figure(
-      "greedy decode", fmt::format("decode 1 {}", steps), [&](std::size_t t) { ours.decode(t, 1); },
-      torch, opt));
+      "greedy decode", fmt::format("decode {} {}", kWarmup, steps),
+      [&](std::size_t t) { ours.decode(t, 1); }, torch, opt));
   res.figures.push_back(time_figure(
-      "beam-5 decode", fmt::format("beam 1 {} {}", steps, kBeam),
+      "beam-5 decode", fmt::format("beam {} {} {}", kWarmup, steps, kBeam),
       [&](std::size_t t) { ours.decode(t, kBeam); }, torch, opt));
+  res.figures[0].matmul_ms = res.matmul_ms;
+  res.figures[1].matmul_ms = res.greedy_matmul_ms;
+  res.figures[2].matmul_ms = res.beam_matmul_ms;
   res.our_rss = peak_rss_mib();
   if (!torch.empty())
     res.their_rss = torch.front()->request("rss").at("peak_rss_mib").get<double>();
@@ -447,12 +475,14 @@ void print_tables(const std::vector<VariantResult>& results, bool with_torch) {
   fmt::print(
       "\n== seqgrad vs PyTorch: medians in ms (OpenBLAS core: seqgrad {}, torch {}) ==\n"
       "speed-up = torch ms / seqgrad ms (above 1: seqgrad is faster); best = each side's "
-      "fastest thread setting; 2/1 = seqgrad's own 1-thread time over its 2-thread time.\n",
+      "fastest thread setting; 2/1 = seqgrad's own 1-thread time over its 2-thread time; "
+      "ceiling = torch 1 / the figure's matmul-only time, the 1-thread speed-up if all but the "
+      "products were free.\n",
       seqgrad::blas_core_name(), results.empty() ? "-" : results.front().their_core);
   fmt::print(
       "| variant | figure | seqgrad 1 | seqgrad 2 | 2/1 | torch 1 | torch 2 | torch 1+2blas | "
-      "torch 2 passive | speed-up 1 thread | speed-up best |\n");
-  fmt::print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+      "torch 2 passive | speed-up 1 thread | speed-up best | ceiling 1 thread |\n");
+  fmt::print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
   for (const VariantResult& r : results) {
     for (const Figure& f : r.figures) {
       const double o1 = median(f.ours[0]), o2 = median(f.ours[1]);
@@ -461,8 +491,9 @@ void print_tables(const std::vector<VariantResult>& results, bool with_torch) {
         theirs += k < f.theirs.size() ? fmt::format(" {:.1f} |", median(f.theirs[k])) : " - |";
       }
       const double t1 = with_torch ? median(f.theirs[0]) : NAN;
-      fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.2f} |{} {:.2f} | {:.2f} |\n", r.v.label(),
-                 f.name, o1, o2, o1 / o2, theirs, t1 / o1, best_of(f.theirs) / best_of(f.ours));
+      fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.2f} |{} {:.2f} | {:.2f} | {:.2f} |\n",
+                 r.v.label(), f.name, o1, o2, o1 / o2, theirs, t1 / o1,
+                 best_of(f.theirs) / best_of(f.ours), t1 / f.matmul_ms);
     }
   }
   fmt::print(

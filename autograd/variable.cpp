@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "tensor/elementwise.h"
+#include "tensor/matmul.h"
 
 namespace seqgrad {
 
@@ -37,6 +38,15 @@ bool add_in_place(Tensor& grad, const Tensor& g) {
   add_(dense, g.permute(order));
   return true;
 }
+// The last two axes swapped: a free view.
+Tensor mT(const Tensor& t) {
+  return t.transpose(-2, -1);
+}
+
+// A 2-D view whose columns are dense (strides [1, ld]): the transpose of a dense matrix.
+bool column_major(const Tensor& t) {
+  return t.dim() == 2 && t.strides()[0] == 1 && t.strides()[1] != 1 && t.size(0) > 1;
+}
 }  // namespace
 
 bool grad_enabled() {
@@ -65,6 +75,13 @@ void GradSink::add(std::size_t i, const Tensor& g) const {
   if (!inputs_[i]->requires_grad) return;
   if (detect_anomaly()) check(i, g);
   inputs_[i]->accumulate(g);
+}
+
+void GradSink::add_matmul(std::size_t i, const Tensor& a, const Tensor& b) const {
+  if (!inputs_[i]->requires_grad) return;
+  if (!detect_anomaly() && inputs_[i]->accumulate_matmul(a, b)) return;
+  // (a @ b)^T = b^T @ a^T: a column-major operand gets a dense gradient under a transposed view
+  add(i, column_major(inputs_[i]->data) ? mT(matmul(mT(b), mT(a))) : matmul(a, b));
 }
 
 void GradSink::add_slab(std::size_t i, std::int64_t axis, std::int64_t start,
@@ -109,6 +126,22 @@ void VarImpl::accumulate_slab(std::int64_t axis, std::int64_t start, const Tenso
   if (!(is_leaf() || grad.storage().use_count() == 1) || broadcast_view(grad)) grad = grad.clone();
   Tensor slab = grad.narrow(axis, start, g.size(axis));
   add_(slab, g);
+}
+
+bool VarImpl::accumulate_matmul(const Tensor& a, const Tensor& b) {
+  if (!grad.defined() || a.dtype() != grad.dtype() || b.dtype() != grad.dtype()) return false;
+  if (!is_leaf() && grad.storage().use_count() != 1) return false;  // see add_in_place
+  if (matmul_shape(a.shape(), b.shape()) != grad.shape()) return false;
+  if (grad.is_contiguous()) {
+    matmul_into(a, b, grad, 1.0, 1.0);
+    return true;
+  }
+  if (column_major(grad)) {
+    Tensor dense = mT(grad);  // a view of grad's own memory
+    matmul_into(mT(b), mT(a), dense, 1.0, 1.0);
+    return true;
+  }
+  return false;
 }
 
 void VarImpl::accumulate(const Tensor& g) {

@@ -33,6 +33,12 @@ class GradSink {
   // is otherwise zero: what narrow's backward hands on, without a zero tensor of the input's size
   // per call (a per-step select over a sequence then costs O(T), not O(T^2)).
   void add_slab(std::size_t i, std::int64_t axis, std::int64_t start, const Tensor& g) const;
+  // Adds the product a @ b (of input i's shape) into input i's gradient. When that gradient
+  // already exists and may be written in place, gemm accumulates into it (beta = 1): no
+  // product-sized temporary to zero and then add, which for a weight used at every step of a
+  // sequence is most of the weight gradient's memory traffic. Otherwise the product is formed in
+  // input i's own layout (row-major, or column-major for a transposed 2-D view) and added.
+  void add_matmul(std::size_t i, const Tensor& a, const Tensor& b) const;
 
  private:
   void check(std::size_t i, const Tensor& g) const;  // anomaly mode
@@ -65,6 +71,9 @@ struct VarImpl {
   void accumulate(const Tensor& g);
   // Adds g into one slab of grad along axis (zeros elsewhere); see GradSink::add_slab.
   void accumulate_slab(std::int64_t axis, std::int64_t start, const Tensor& g);
+  // grad += a @ b in place when grad exists and is only this value's; false, changing nothing,
+  // otherwise. See GradSink::add_matmul.
+  bool accumulate_matmul(const Tensor& a, const Tensor& b);
 };
 
 struct BackwardOptions {

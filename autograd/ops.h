@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "autograd/variable.h"
+#include "tensor/random.h"
 #include "tensor/reduce.h"
 
 namespace seqgrad {
@@ -115,5 +116,23 @@ Variable gru_cell(const Variable& xp, const Variable& hp, const Variable& h_prev
 // [B,S,A], wq [B,A] and v [A] (or [1,A] as Linear(A, 1) stores it, or [A,1]); gives [B,S]. The
 // [B,S,A] tanh is not kept: the backward recomputes it.
 Variable additive_scores(const Variable& uk, const Variable& wq, const Variable& v);
+
+// --- scaled dot-product attention (ops_sdpa.cpp); H heads, Tq queries, Tk keys, D head size ---
+struct SdpaOptions {
+  Tensor mask;                // boolean, broadcastable to [.., Tq, Tk]; true keeps (as softmax's)
+  bool causal = false;        // also drop key j > query i + (Tk - Tq) (bottom-right aligned)
+  double scale = 0;           // 0: 1 / sqrt(D)
+  double dropout = 0;         // of the weights, in [0, 1) (inverted dropout)
+  Generator* gen = nullptr;   // draws the dropout mask; nullptr: the default generator
+  bool need_weights = false;  // return the weights (after masking, before dropout)
+};
+struct SdpaResult {
+  Variable out;    // [.., Tq, Dv]
+  Tensor weights;  // [.., Tq, Tk] when need_weights, else undefined
+};
+// y = softmax(q k^T * scale, keep) v for q [.., Tq, D], k [.., Tk, D], v [.., Tk, Dv], 3-D [N,..]
+// or 4-D [B,H,..] with equal leading axes. A fully masked query row gives y = 0, gradient 0.
+SdpaResult scaled_dot_product_attention(const Variable& q, const Variable& k, const Variable& v,
+                                        const SdpaOptions& options = {});
 
 }  // namespace seqgrad

@@ -433,6 +433,25 @@ std::vector<GradCase> cases() {
                  const Variable s = additive_scores(x[0], x[1], x[2]);  // [3,2]
                  return s * sum(x[0], {2}) + sum(x[2]);
                }});
+  // --- scaled dot-product attention ---
+  c.push_back({"scaled_dot_product_attention", "3-D, Tq 3 x Tk 4, no mask",
+               [] {
+                 return T{rnd({2, 3, 5}), rnd({2, 4, 5}), rnd({2, 4, 3})};
+               },
+               [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2]).out; }});
+  c.push_back({"scaled_dot_product_attention",
+               "4-D, key padding mask [B,1,1,Tk] with one fully masked row, causal",
+               [] {
+                 return T{rnd({2, 2, 3, 4}), rnd({2, 2, 3, 4}), rnd_t(3, 2).reshape({1, 1, 3, 2})};
+               },
+               [](const V& x) {
+                 SdpaOptions o;
+                 o.mask = mask({1, 1, 0, 0, 1, 1},
+                               {2, 1, 1, 3});  // batch 0 keeps keys 0-1, batch 1 keys 1-2
+                 o.causal = true;              // batch 1, query 0 sees only key 0: fully masked
+                 const Variable v = expand(x[2], {2, 2, 3, 2});
+                 return scaled_dot_product_attention(x[0], x[1], v, o).out;
+               }});
   // --- loss ---
   // V 11 runs the SIMD body and the scalar tail; rows 1 and 3 are ignored.
   for (const double eps : {0.0, 0.1}) {

@@ -21,7 +21,9 @@ void Module::register_module(std::string name, Module& child) {
 
 void Module::collect(const std::string& prefix, NamedParameters& out) const {
   for (const auto& [name, p] : params_) out.emplace_back(prefix + name, p);
-  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+  for (const auto& [name, child] : children_) {
+    child->collect(name.empty() ? prefix : prefix + name + ".", out);
+  }
 }
 
 NamedParameters Module::named_parameters() const {

@@ -40,6 +40,8 @@ class Module {
  protected:
   // Registers a leaf that requires grad under `name` and returns its handle.
   Variable register_parameter(std::string name, Tensor value);
+  // A child registered under an empty name shares this module's namespace (its parameter "w"
+  // is this module's "w"): a facade over one implementation keeps the implementation's names.
   void register_module(std::string name, Module& child);
 
  private:

@@ -1,7 +1,7 @@
 // Batched beam search. All B*K live hypotheses step together as one decoder batch (per model of
 // an ensemble); after each step the candidates of each source are ranked on the host, and each
-// model's decoder state is reordered with index_select so row b*K + i holds source b's i-th
-// beam.
+// model's decoding session (seq2seq/decoding.h) is reordered so row b*K + i holds source b's
+// i-th beam.
 // Shape legend: B batch, S source length, H hidden, V vocabulary, K beam width, M models.
 #include "seq2seq/search.h"
 
@@ -55,15 +55,6 @@ double best_finished(const SourceBeams& s, double alpha) {
   double best = kNegInf;
   for (const auto& f : s.finished) best = std::max(best, ranked(f, f.tokens.size() + 1, alpha));
   return best;
-}
-
-Variable pick_rows(const Variable& v, std::int64_t axis, const Tensor& index) {
-  return v.defined() ? index_select(v, axis, index) : v;
-}
-
-DecoderState reorder(const DecoderState& s, const Tensor& index) {
-  return {{pick_rows(s.rnn.h, 1, index), pick_rows(s.rnn.c, 1, index)},
-          pick_rows(s.feed, 0, index)};
 }
 
 // Top candidates (beam i, token v) of source b by total score; 2K are enough to find K live ones.
@@ -173,61 +164,39 @@ void check_search(const std::vector<const Seq2Seq*>& models, const Tensor& src,
   }
 }
 
-// Each model's decoder memory and initial state, every source repeated K times: row b*K + i.
-void start_models(const std::vector<const Seq2Seq*>& models, const Tensor& src,
-                  const std::vector<std::int64_t>& lengths, std::int64_t K,
-                  std::vector<DecoderMemory>& memory, std::vector<DecoderState>& state) {
-  const std::int64_t B = src.size(0);
-  std::vector<std::int64_t> rep;
-  std::vector<std::int64_t> rep_lengths;
-  for (std::int64_t b = 0; b < B; ++b) {
-    for (std::int64_t i = 0; i < K; ++i) {
-      rep.push_back(b);
-      rep_lengths.push_back(lengths[static_cast<std::size_t>(b)]);
-    }
-  }
-  const Tensor rep_index = Tensor::from_vector(rep, {B * K});
-  for (const Seq2Seq* m : models) {
-    EncoderOutput enc = m->encode(src, lengths);
-    enc.states = index_select(enc.states, 0, rep_index);
-    enc.mask = index_select(enc.mask, 0, rep_index);
-    enc.lengths = rep_lengths;
-    enc.final = {pick_rows(enc.final.h, 1, rep_index), pick_rows(enc.final.c, 1, rep_index)};
-    auto [mem, st] = m->start(enc);
-    memory.push_back(std::move(mem));
-    state.push_back(std::move(st));
-  }
+// Each model's decoding session, every source repeated K times: row b*K + i.
+std::vector<std::unique_ptr<DecodeSession>> start_models(const std::vector<const Seq2Seq*>& models,
+                                                         const Tensor& src,
+                                                         const std::vector<std::int64_t>& lengths,
+                                                         std::int64_t K) {
+  std::vector<std::unique_ptr<DecodeSession>> sessions;
+  for (const Seq2Seq* m : models) sessions.push_back(m->decode(src, lengths, K));
+  return sessions;
 }
 
 // One decoder step of every model on the tokens `last` [B*K]; the models' mean log-probabilities.
-StepScores step_models(const std::vector<const Seq2Seq*>& models,
-                       const std::vector<std::int64_t>& last, std::int64_t K,
-                       const std::vector<DecoderState>& state,
-                       const std::vector<DecoderMemory>& memory, std::vector<DecoderStep>& steps) {
+StepScores step_models(const std::vector<std::unique_ptr<DecodeSession>>& sessions,
+                       const std::vector<std::int64_t>& last, std::int64_t K, std::int64_t V) {
   const Tensor tokens = Tensor::from_vector(last, {static_cast<std::int64_t>(last.size())});
-  const std::size_t M = models.size();
+  const std::size_t M = sessions.size();
   StepScores out;
   out.K = K;
-  out.V = models.front()->config().tgt_vocab;
-  steps.clear();
+  out.V = V;
   for (std::size_t m = 0; m < M; ++m) {
-    const Seq2Seq& model = *models[m];
-    steps.push_back(model.decoder().step(tokens, state[m], memory[m]));
-    auto lp =
-        log_softmax(model.decoder().logits(steps.back().output).data(), 1).to_vector<double>();
+    const DecodeStepResult step = sessions[m]->step(tokens);
+    auto lp = log_softmax(step.logits.data(), 1).to_vector<double>();
     if (m == 0) {
       out.logp = std::move(lp);  // one model: no copy
+      if (step.weights.defined()) {
+        out.weights = step.weights.data().to_vector<float>();
+        out.S = step.weights.size(1);
+      }
     } else {
       for (std::size_t j = 0; j < lp.size(); ++j) out.logp[j] += lp[j];
     }
   }
   if (M > 1) {
     for (double& x : out.logp) x /= static_cast<double>(M);
-  }
-  const DecoderStep& s = steps.front();
-  if (s.weights.defined()) {
-    out.weights = s.weights.data().to_vector<float>();
-    out.S = s.weights.size(1);
   }
   return out;
 }
@@ -250,9 +219,8 @@ std::vector<Hypothesis> beam_search(const std::vector<const Seq2Seq*>& models, c
   check_search(models, src, lengths, options);
   NoGradGuard no_grad;
   const std::int64_t B = src.size(0), K = options.beam;
-  std::vector<DecoderMemory> memory;
-  std::vector<DecoderState> state;
-  start_models(models, src, lengths, K, memory, state);
+  const auto sessions = start_models(models, src, lengths, K);
+  const std::int64_t V = models.front()->config().tgt_vocab;
 
   std::vector<SourceBeams> sources(static_cast<std::size_t>(B));
   std::int64_t longest_cap = 1;
@@ -265,9 +233,8 @@ std::vector<Hypothesis> beam_search(const std::vector<const Seq2Seq*>& models, c
     longest_cap = std::max(longest_cap, s.cap);
   }
   std::vector<std::int64_t> last(static_cast<std::size_t>(B * K), kBosId);
-  std::vector<DecoderStep> steps;
   for (std::int64_t t = 0; t < longest_cap; ++t) {
-    const StepScores step = step_models(models, last, K, state, memory, steps);
+    const StepScores step = step_models(sessions, last, K, V);
     // A finished source's rows keep their state (and are ignored from now on).
     std::vector<std::int64_t> source_row(static_cast<std::size_t>(B * K));
     for (std::int64_t r = 0; r < B * K; ++r) source_row[r] = r;
@@ -279,7 +246,7 @@ std::vector<Hypothesis> beam_search(const std::vector<const Seq2Seq*>& models, c
     }
     if (std::all_of(sources.begin(), sources.end(), [](const auto& s) { return s.done; })) break;
     const Tensor order = Tensor::from_vector(source_row, {B * K});
-    for (std::size_t m = 0; m < models.size(); ++m) state[m] = reorder(steps[m].state, order);
+    for (const auto& session : sessions) session->reorder(order);
   }
 
   std::vector<Hypothesis> out;

@@ -20,6 +20,7 @@
 // Shape legend: B batch, S source length, T target length, E embedding, H hidden, V vocabulary.
 #include <cblas.h>
 #include <fmt/format.h>
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -172,7 +173,10 @@ double peak_rss_mib() {
   }
   return NAN;
 }
+// Also hands the freed heap back to the system first, so one variant's peak is not an earlier
+// one's memory still mapped.
 void reset_peak() {
+  malloc_trim(0);
   std::ofstream("/proc/self/clear_refs") << "5";
 }
 

@@ -139,6 +139,7 @@ void storage_cache_clear() {
     blocks.clear();
   }
   c.stats.cached_bytes = 0;
+  c.stats.peak_in_use = c.stats.in_use;  // the cap's reference starts over
 }
 
 }  // namespace seqgrad

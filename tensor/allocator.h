@@ -24,7 +24,8 @@ struct StorageCacheStats {
 StorageCacheStats storage_cache_stats();
 // False in sanitizer builds, where every block goes straight back to the system.
 bool storage_cache_enabled();
-// Frees every cached block (the memory goes back to the system).
+// Frees every cached block (the memory goes back to the system) and starts the peak in use over
+// from what is in use now (the cap on cached bytes follows the new peak).
 void storage_cache_clear();
 
 }  // namespace seqgrad

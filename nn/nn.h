@@ -8,4 +8,6 @@
 #include "nn/linear.h"
 #include "nn/loss.h"
 #include "nn/module.h"
+#include "nn/multihead_attention.h"
 #include "nn/rnn.h"
+#include "nn/transformer.h"

@@ -135,6 +135,7 @@ struct SdpaResult {
 };
 // y = softmax(q k^T * scale, keep) v for q [.., Tq, D], k [.., Tk, D], v [.., Tk, Dv], 3-D [N,..]
 // or 4-D [B,H,..] with equal leading axes. A fully masked query row gives y = 0, gradient 0.
+// One fused node (tensor/sdpa.h) that keeps q, k, v and the weights, not the raw scores.
 SdpaResult scaled_dot_product_attention(const Variable& q, const Variable& k, const Variable& v,
                                         const SdpaOptions& options = {});
 

@@ -468,6 +468,78 @@ std::vector<GradCase> cases() {
                  const Variable v = expand(x[2], {2, 2, 3, 2});
                  return scaled_dot_product_attention(x[0], x[1], v, o).out;
                }});
+  c.push_back(
+      {"scaled_dot_product_attention",
+       "3-D transposed q, k views, narrowed v, Tq 2 < Tk 9 causal, scale 0.7",
+       [] {
+         return T{rnd({2, 5, 2}).transpose(1, 2), rnd({2, 5, 9}).transpose(1, 2), rnd({2, 9, 6})};
+       },
+       [](const V& x) {
+         SdpaOptions o;
+         o.causal = true;  // query 0 sees keys 0-7, query 1 all 9
+         o.scale = 0.7;
+         return scaled_dot_product_attention(x[0], x[1], narrow(x[2], 2, 1, 3), o).out;
+       }});
+  c.push_back({"scaled_dot_product_attention",
+               "4-D heads split by permute, Tq 4 > Tk 3 causal (query 0 sees no key)",
+               [] {
+                 return T{rnd({2, 4, 2, 3}).permute({0, 2, 1, 3}),
+                          rnd({2, 3, 2, 3}).permute({0, 2, 1, 3}),
+                          rnd({2, 3, 2, 2}).permute({0, 2, 1, 3})};
+               },
+               [](const V& x) {
+                 SdpaOptions o;
+                 o.causal = true;
+                 return scaled_dot_product_attention(x[0], x[1], x[2], o).out;
+               }});
+  c.push_back({"scaled_dot_product_attention",
+               "4-D full [B,H,Tq,Tk] mask with a fully masked row, scale 0.4",
+               [] {
+                 return T{rnd({2, 2, 3, 4}), rnd({2, 2, 3, 4}), rnd({2, 2, 3, 2})};
+               },
+               [](const V& x) {
+                 SdpaOptions o;
+                 o.mask = mask({1, 0, 1, /**/ 0, 0, 0, /**/ 1, 1, 1,  // b 0 h 0 (row 1 empty)
+                                0, 1, 1, /**/ 1, 0, 0, /**/ 0, 1, 0,  // b 0 h 1
+                                1, 1, 0, /**/ 0, 1, 1, /**/ 1, 0, 1,  // b 1 h 0
+                                1, 1, 1, /**/ 1, 1, 0, /**/ 0, 0, 1},
+                               {2, 2, 3, 3});
+                 o.scale = 0.4;
+                 return scaled_dot_product_attention(x[0], x[1], x[2], o).out;
+               }});
+  c.push_back({"scaled_dot_product_attention",
+               "self-attention (x, x, x), 4-D, key padding mask [B,1,1,Tk]",
+               [] {
+                 return T{rnd({2, 2, 3, 4})};
+               },
+               [](const V& x) {
+                 SdpaOptions o;
+                 o.mask = mask({1, 1, 1, 1, 1, 0}, {2, 1, 1, 3});  // batch 1 pads key 2
+                 return scaled_dot_product_attention(x[0], x[0], x[0], o).out;
+               }});
+  c.push_back({"scaled_dot_product_attention",
+               "3-D, mask [Tq,Tk] shared by the batch, output also used downstream",
+               [] {
+                 return T{rnd({2, 3, 4}), rnd({2, 4, 4}), rnd({2, 4, 4})};
+               },
+               [](const V& x) {
+                 SdpaOptions o;
+                 o.mask = mask({1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1}, {3, 4});
+                 const Variable y = scaled_dot_product_attention(x[0], x[1], x[2], o).out;
+                 return y * x[0];
+               }});
+  c.push_back({"scaled_dot_product_attention",
+               "dropout 0.3, the generator reseeded per call (the same keep-mask each time)",
+               [] {
+                 return T{rnd({2, 3, 4}), rnd({2, 5, 4}), rnd({2, 5, 3})};
+               },
+               [](const V& x) {
+                 Generator g(7);
+                 SdpaOptions o;
+                 o.dropout = 0.3;
+                 o.gen = &g;
+                 return scaled_dot_product_attention(x[0], x[1], x[2], o).out;
+               }});
   // --- loss ---
   // V 11 runs the SIMD body and the scalar tail; rows 1 and 3 are ignored.
   for (const double eps : {0.0, 0.1}) {

@@ -28,6 +28,7 @@ namespace seqgrad {
   X(tanh,            P)                                       \
   X(sigmoid,         P)                                       \
   X(relu,            P)                                       \
+  X(gelu,            P)                                       \
   X(sqrt,            P)                                       \
   X(pow,             P)                                       \
   X(sum,             P)  /* ops_reduce.cpp */                 \
@@ -55,7 +56,7 @@ namespace seqgrad {
   X(lstm_layer,      P)                                       \
   X(gru_cell,        P)                                       \
   X(additive_scores, P)  /* ops_attention.cpp */              \
-  X(scaled_dot_product_attention, C)  /* ops_sdpa.cpp */     \
+  X(scaled_dot_product_attention, P)  /* ops_sdpa.cpp */     \
   X(cross_entropy,   P)  /* ops_loss.cpp */
 // clang-format on
 

@@ -45,6 +45,9 @@ Variable log(const Variable& x);
 Variable tanh(const Variable& x);
 Variable sigmoid(const Variable& x);
 Variable relu(const Variable& x);
+// GELU as PyTorch's gelu: x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (approximate='none'), or
+// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) with tanh_approximation ('tanh').
+Variable gelu(const Variable& x, bool tanh_approximation = false);
 Variable sqrt(const Variable& x);
 Variable pow(const Variable& x, double p);
 
@@ -132,6 +135,7 @@ struct SdpaResult {
 };
 // y = softmax(q k^T * scale, keep) v for q [.., Tq, D], k [.., Tk, D], v [.., Tk, Dv], 3-D [N,..]
 // or 4-D [B,H,..] with equal leading axes. A fully masked query row gives y = 0, gradient 0.
+// One fused node (tensor/sdpa.h) that keeps q, k, v and the weights, not the raw scores.
 SdpaResult scaled_dot_product_attention(const Variable& q, const Variable& k, const Variable& v,
                                         const SdpaOptions& options = {});
 

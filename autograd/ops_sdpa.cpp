@@ -1,21 +1,31 @@
 // Scaled dot-product attention, the Transformer's attention primitive (Vaswani et al. 2017):
 // y = softmax(q k^T * scale, keep) v over the last two axes, for 3-D [N,T,D] or 4-D [B,H,T,D]
-// operands. Written here from matmul and softmax (a composite: the tape holds the [.., Tq, Tk]
-// scores and weights); masking follows softmax's convention, so a fully masked query row gives
-// y = 0 with a zero gradient.
+// operands. One fused node (tensor/sdpa.h): the tape keeps q, k, v, the weights P and the
+// dropout keep-mask, never the raw scores. Masking follows softmax's convention, so a fully
+// masked query row gives y = 0 with a zero gradient.
 // Shape legend: B batch, H heads, Tq queries, Tk keys, D head size, Dv value size.
 #include <fmt/format.h>
 
 #include <cmath>
 
 #include "autograd/ops.h"
-#include "tensor/random.h"
+#include "tensor/sdpa.h"
 
 namespace seqgrad {
 
 namespace {
 
-void check_sdpa(const Variable& q, const Variable& k, const Variable& v) {
+// Whether `mask` broadcasts to `to` (NumPy's rule, aligned from the right, never growing `to`).
+bool broadcasts_to(const Shape& mask, const Shape& to) {
+  if (mask.size() > to.size()) return false;
+  const std::size_t lead = to.size() - mask.size();
+  for (std::size_t d = 0; d < mask.size(); ++d) {
+    if (mask[d] != 1 && mask[d] != to[lead + d]) return false;
+  }
+  return true;
+}
+
+void check_sdpa(const Variable& q, const Variable& k, const Variable& v, const SdpaOptions& o) {
   const auto op = op_name(Op::scaled_dot_product_attention);
   const bool ranks = (q.dim() == 3 || q.dim() == 4) && k.dim() == q.dim() && v.dim() == q.dim();
   bool ok = ranks;
@@ -29,58 +39,61 @@ void check_sdpa(const Variable& q, const Variable& k, const Variable& v) {
         "axes (3-D or 4-D)",
         op, shape_str(q.shape()), shape_str(k.shape()), shape_str(v.shape())));
   }
-}
-
-// The keep mask of the scores [.., Tq, Tk]: the caller's mask (broadcast) and, when causal, key
-// j <= query i + (Tk - Tq). Undefined when nothing is masked.
-Tensor keep_mask(const Shape& scores, const SdpaOptions& o) {
-  if (!o.causal) return o.mask;
-  const std::int64_t Tq = scores[scores.size() - 2], Tk = scores.back();
-  Tensor causal = Tensor::zeros({Tq, Tk}, DType::boolean);
-  auto* c = static_cast<std::uint8_t*>(causal.raw_data());
-  for (std::int64_t i = 0; i < Tq; ++i) {
-    for (std::int64_t j = 0; j < Tk; ++j) c[i * Tk + j] = j <= i + (Tk - Tq);
+  if (!is_floating(q.dtype()) || k.dtype() != q.dtype() || v.dtype() != q.dtype()) {
+    throw DTypeError(fmt::format("{}: q {}{}, k {}{}, v {}{} must share one float dtype", op,
+                                 dtype_name(q.dtype()), shape_str(q.shape()), dtype_name(k.dtype()),
+                                 shape_str(k.shape()), dtype_name(v.dtype()),
+                                 shape_str(v.shape())));
   }
-  if (!o.mask.defined()) return causal;
-  const Shape shape = broadcast_shapes(o.mask.shape(), scores, "scaled_dot_product_attention");
-  Tensor both = o.mask.expand(shape).contiguous();
-  const Tensor cb = causal.expand(shape).contiguous();
-  auto* b = static_cast<std::uint8_t*>(both.raw_data());
-  const auto* cc = static_cast<const std::uint8_t*>(cb.raw_data());
-  for (std::int64_t i = 0; i < both.numel(); ++i) b[i] = b[i] && cc[i];
-  return both;
-}
-
-// a @ b for 3-D or 4-D operands (4-D folds its two leading axes into matmul's batch).
-Variable batched_matmul(const Variable& a, const Variable& b) {
-  if (a.dim() == 3) return matmul(a, b);
-  const std::int64_t B = a.size(0), H = a.size(1);
-  const Variable y =
-      matmul(reshape(a, {B * H, a.size(2), a.size(3)}), reshape(b, {B * H, b.size(2), b.size(3)}));
-  return reshape(y, {B, H, y.size(1), y.size(2)});
+  if (o.mask.defined()) {
+    Shape scores = q.shape();
+    scores.back() = k.size(-2);
+    if (o.mask.dtype() != DType::boolean) {
+      throw DTypeError(fmt::format("{}: the mask must be bool (true keeps), got {}{}", op,
+                                   dtype_name(o.mask.dtype()), shape_str(o.mask.shape())));
+    }
+    if (!broadcasts_to(o.mask.shape(), scores)) {
+      throw ShapeError(fmt::format(
+          "{}: mask {} does not broadcast to the scores {} of q {}, k {}, v {} (HINT: a key "
+          "padding mask is [B,1,1,Tk] for 4-D operands, [N,1,Tk] for 3-D)",
+          op, shape_str(o.mask.shape()), shape_str(scores), shape_str(q.shape()),
+          shape_str(k.shape()), shape_str(v.shape())));
+    }
+  }
+  if (!(o.dropout >= 0 && o.dropout < 1)) {
+    throw ValueError(fmt::format("{}: dropout {} is outside [0, 1)", op, o.dropout));
+  }
 }
 
 }  // namespace
 
+// S = scale q k^T, P = softmax(S, mask), Pd = P * keep / (1 - p) (dropout), y = Pd v;
+// dv = Pd^T dy, dS = P * (dP - rowsum(dP * P)) with dP = (dy v^T) * keep / (1 - p),
+// dq = scale dS k, dk = scale dS^T q
 SdpaResult scaled_dot_product_attention(const Variable& q, const Variable& k, const Variable& v,
                                         const SdpaOptions& o) {
-  check_sdpa(q, k, v);
-  if (o.dropout < 0 || o.dropout >= 1) {
-    throw ValueError(fmt::format("{}: dropout {} is outside [0, 1)",
-                                 op_name(Op::scaled_dot_product_attention), o.dropout));
-  }
+  check_sdpa(q, k, v, o);
   const double scale = o.scale > 0 ? o.scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  const Variable scores = batched_matmul(q, transpose(k, -2, -1)) * scale;
-  Variable w = softmax(scores, -1, keep_mask(scores.shape(), o));
+  SdpaForward f = sdpa_forward(
+      q.data(), k.data(), v.data(),
+      {.mask = o.mask, .causal = o.causal, .scale = scale, .dropout = o.dropout, .gen = o.gen});
   SdpaResult r;
-  if (o.need_weights) r.weights = w.data();
-  if (o.dropout > 0) {
-    // inverted dropout of the weights: keep each with probability 1 - p, scaled by 1/(1 - p)
-    const Tensor keep =
-        bernoulli(w.shape(), 1.0 - o.dropout, o.gen != nullptr ? *o.gen : default_generator());
-    w = mul(w, Variable(keep.astype(w.dtype()))) * (1.0 / (1.0 - o.dropout));
-  }
-  r.out = batched_matmul(w, v);
+  if (o.need_weights) r.weights = f.weights;
+  r.out = make_result(std::move(f.out), Op::scaled_dot_product_attention, {&q, &k, &v},
+                      [tq = q.data(), tk = k.data(), tv = v.data(), w = f.weights, keep = f.keep,
+                       p = o.dropout, scale](const Tensor& dy, const GradSink& g) {
+                        // In the forward pass y = Pd v with Pd = P * keep / (1 - p) and P the
+                        // masked softmax of S = scale q k^T; so now, as tensor/sdpa.h writes out:
+                        //   dv = Pd^T dy;  dPd = dy v^T;  dP = dPd * keep / (1 - p);
+                        //   dS = P * (dP - rowsum(dP * P));  dq = scale dS k;  dk = scale dS^T q.
+                        // NOTE: for self-attention (q, k, v one Variable) the three shares add up
+                        // in its gradient: the sink accumulates.
+                        SdpaGrads d = sdpa_backward(tq, tk, tv, w, keep, p, scale, dy, g.needs(0),
+                                                    g.needs(1), g.needs(2));
+                        if (g.needs(0)) g.add(0, d.q);
+                        if (g.needs(1)) g.add(1, d.k);
+                        if (g.needs(2)) g.add(2, d.v);
+                      });
   return r;
 }
 

@@ -5,6 +5,7 @@
 // that builds its float64 inputs, and a function of the inputs that returns the op's output.
 // The completeness test fails until every registered op has at least one case.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <set>
 
@@ -138,6 +139,21 @@ std::vector<GradCase> cases() {
                },
                [](const V& x) { return relu(x[0]); }});
   c.push_back({"sqrt", "", [] { return T{positive({4})}; }, [](const V& x) { return sqrt(x[0]); }});
+  // GELU at 0, near 0, moderate and large |x| (where Phi is 0 or 1 to double precision), in a
+  // length-11 row (the SIMD body and the scalar tail), once as a transposed view.
+  for (const bool tanh_form : {false, true}) {
+    const char* form = tanh_form ? "tanh form" : "exact form";
+    c.push_back(
+        {"gelu", fmt::format("{}, 0, near 0, moderate, large |x|", form),
+         [] {
+           return T{Tensor::from_list(
+               {0.0, 1e-4, -3e-3, 0.5, -0.7, 1.3, -2.2, 4.5, -6.0, 9.0, -12.0}, {11}, DType::f64)};
+         },
+         [tanh_form](const V& x) { return gelu(x[0], tanh_form); }});
+    c.push_back({"gelu", fmt::format("{}, transposed view, x used twice", form),
+                 [] { return T{rnd_t(3, 5)}; },
+                 [tanh_form](const V& x) { return gelu(x[0], tanh_form) * x[0]; }});
+  }
   c.push_back(
       {"pow", "p = 3", [] { return T{rnd({4})}; }, [](const V& x) { return pow(x[0], 3.0); }});
   c.push_back({"pow", "p = -1.5", [] { return T{positive({4})}; },
@@ -451,6 +467,78 @@ std::vector<GradCase> cases() {
                  o.causal = true;              // batch 1, query 0 sees only key 0: fully masked
                  const Variable v = expand(x[2], {2, 2, 3, 2});
                  return scaled_dot_product_attention(x[0], x[1], v, o).out;
+               }});
+  c.push_back(
+      {"scaled_dot_product_attention",
+       "3-D transposed q, k views, narrowed v, Tq 2 < Tk 9 causal, scale 0.7",
+       [] {
+         return T{rnd({2, 5, 2}).transpose(1, 2), rnd({2, 5, 9}).transpose(1, 2), rnd({2, 9, 6})};
+       },
+       [](const V& x) {
+         SdpaOptions o;
+         o.causal = true;  // query 0 sees keys 0-7, query 1 all 9
+         o.scale = 0.7;
+         return scaled_dot_product_attention(x[0], x[1], narrow(x[2], 2, 1, 3), o).out;
+       }});
+  c.push_back({"scaled_dot_product_attention",
+               "4-D heads split by permute, Tq 4 > Tk 3 causal (query 0 sees no key)",
+               [] {
+                 return T{rnd({2, 4, 2, 3}).permute({0, 2, 1, 3}),
+                          rnd({2, 3, 2, 3}).permute({0, 2, 1, 3}),
+                          rnd({2, 3, 2, 2}).permute({0, 2, 1, 3})};
+               },
+               [](const V& x) {
+                 SdpaOptions o;
+                 o.causal = true;
+                 return scaled_dot_product_attention(x[0], x[1], x[2], o).out;
+               }});
+  c.push_back({"scaled_dot_product_attention",
+               "4-D full [B,H,Tq,Tk] mask with a fully masked row, scale 0.4",
+               [] {
+                 return T{rnd({2, 2, 3, 4}), rnd({2, 2, 3, 4}), rnd({2, 2, 3, 2})};
+               },
+               [](const V& x) {
+                 SdpaOptions o;
+                 o.mask = mask({1, 0, 1, /**/ 0, 0, 0, /**/ 1, 1, 1,  // b 0 h 0 (row 1 empty)
+                                0, 1, 1, /**/ 1, 0, 0, /**/ 0, 1, 0,  // b 0 h 1
+                                1, 1, 0, /**/ 0, 1, 1, /**/ 1, 0, 1,  // b 1 h 0
+                                1, 1, 1, /**/ 1, 1, 0, /**/ 0, 0, 1},
+                               {2, 2, 3, 3});
+                 o.scale = 0.4;
+                 return scaled_dot_product_attention(x[0], x[1], x[2], o).out;
+               }});
+  c.push_back({"scaled_dot_product_attention",
+               "self-attention (x, x, x), 4-D, key padding mask [B,1,1,Tk]",
+               [] {
+                 return T{rnd({2, 2, 3, 4})};
+               },
+               [](const V& x) {
+                 SdpaOptions o;
+                 o.mask = mask({1, 1, 1, 1, 1, 0}, {2, 1, 1, 3});  // batch 1 pads key 2
+                 return scaled_dot_product_attention(x[0], x[0], x[0], o).out;
+               }});
+  c.push_back({"scaled_dot_product_attention",
+               "3-D, mask [Tq,Tk] shared by the batch, output also used downstream",
+               [] {
+                 return T{rnd({2, 3, 4}), rnd({2, 4, 4}), rnd({2, 4, 4})};
+               },
+               [](const V& x) {
+                 SdpaOptions o;
+                 o.mask = mask({1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1}, {3, 4});
+                 const Variable y = scaled_dot_product_attention(x[0], x[1], x[2], o).out;
+                 return y * x[0];
+               }});
+  c.push_back({"scaled_dot_product_attention",
+               "dropout 0.3, the generator reseeded per call (the same keep-mask each time)",
+               [] {
+                 return T{rnd({2, 3, 4}), rnd({2, 5, 4}), rnd({2, 5, 3})};
+               },
+               [](const V& x) {
+                 Generator g(7);
+                 SdpaOptions o;
+                 o.dropout = 0.3;
+                 o.gen = &g;
+                 return scaled_dot_product_attention(x[0], x[1], x[2], o).out;
                }});
   // --- loss ---
   // V 11 runs the SIMD body and the scalar tail; rows 1 and 3 are ignored.

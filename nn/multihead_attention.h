@@ -22,8 +22,8 @@ namespace seqgrad {
 
 // PyTorch's attention masks (each optional).
 struct AttentionMasks {
-  Tensor key_padding_mask;  // bool [B,Tk]: true marks a padding key, which no query attends to
-  Tensor attn_mask;         // [Tq,Tk]: bool (true = not allowed), or float (0 allowed, -inf not)
+  Tensor key_padding_mask{};  // bool [B,Tk]: true marks a padding key, which no query attends to
+  Tensor attn_mask{};         // [Tq,Tk]: bool (true = not allowed), or float (0 allowed, -inf not)
   // Also drop key j > i + (Tk - Tq) for query i: bottom-right aligned, PyTorch's square causal
   // mask when Tq == Tk. Unlike PyTorch's hint of that name it needs no attn_mask beside it.
   bool is_causal = false;
@@ -32,7 +32,7 @@ struct AttentionMasks {
 // Keys and values of one attention layer, projected and split into heads: [B,H,T,D] each.
 // Default-constructed it is an empty cache (length 0).
 struct KV {
-  Variable k, v;
+  Variable k{}, v{};
   std::int64_t length() const { return k.defined() ? k.size(2) : 0; }
 };
 // The cache of the batch rows `rows` (int64 [N], repeats allowed: beam search), [N,H,T,D] each.

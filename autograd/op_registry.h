@@ -28,6 +28,7 @@ namespace seqgrad {
   X(tanh,            P)                                       \
   X(sigmoid,         P)                                       \
   X(relu,            P)                                       \
+  X(gelu,            P)                                       \
   X(sqrt,            P)                                       \
   X(pow,             P)                                       \
   X(sum,             P)  /* ops_reduce.cpp */                 \

@@ -45,6 +45,9 @@ Variable log(const Variable& x);
 Variable tanh(const Variable& x);
 Variable sigmoid(const Variable& x);
 Variable relu(const Variable& x);
+// GELU as PyTorch's gelu: x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (approximate='none'), or
+// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) with tanh_approximation ('tanh').
+Variable gelu(const Variable& x, bool tanh_approximation = false);
 Variable sqrt(const Variable& x);
 Variable pow(const Variable& x, double p);
 

@@ -43,6 +43,16 @@ Variable relu(const Variable& x) {
       [t = x.data()](const Tensor& dy, const GradSink& g) { g.add(0, relu_backward(t, dy)); });
 }
 
+// y = x Phi(x) (exact) or 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)));  dx = dy * gelu'(x)
+// (the derivative, per form, is written out in tensor/elementwise.cpp's GeluBackwardOp)
+Variable gelu(const Variable& x, bool tanh_approximation) {
+  Tensor y = gelu(x.data(), tanh_approximation);
+  return make_result(std::move(y), Op::gelu, {&x},
+                     [t = x.data(), tanh_approximation](const Tensor& dy, const GradSink& g) {
+                       g.add(0, gelu_backward(t, dy, tanh_approximation));
+                     });
+}
+
 // y = sqrt x;  dx = dy / (2 y)
 Variable sqrt(const Variable& x) {
   Tensor y = sqrt(x.data());

@@ -73,6 +73,27 @@ struct PowOp {
     return xsimd::pow(x, V(static_cast<T>(p)));
   }
 };
+// GELU's constants: 1 / sqrt 2, sqrt(2 / pi), 1 / sqrt(2 pi) and the tanh form's cubic term.
+constexpr double kSqrtHalf = 0.70710678118654752440;
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+constexpr double kGeluCubic = 0.044715;
+
+// Phi(x) = 0.5 (1 + erf(x / sqrt 2)) is computed as 0.5 erfc(-x / sqrt 2), the same value
+// without the cancellation of 1 + erf for x << 0 (there Phi is tiny and erf near -1).
+struct GeluOp {
+  bool tanh_form;
+  template <class V>
+  V operator()(V x) const {
+    using T = scalar_of<V>;
+    const V half(T(0.5));
+    if (tanh_form) {
+      const V u = V(T(kSqrt2OverPi)) * (x + V(T(kGeluCubic)) * x * x * x);
+      return half * x * (V(T(1)) + xsimd::tanh(u));
+    }
+    return half * x * xsimd::erfc(V(T(-kSqrtHalf)) * x);
+  }
+};
 struct AffineOp {
   double s, t;
   template <class V>
@@ -146,6 +167,28 @@ struct ReluBackwardOp {  // (x, dy) -> x > 0 ? dy : 0
     } else {
       return xsimd::select(x > V(0), dy, V(0));
     }
+  }
+};
+
+// (x, dy) -> dy * gelu'(x)
+struct GeluBackwardOp {
+  bool tanh_form;
+  template <class V>
+  V operator()(V x, V dy) const {
+    using T = scalar_of<V>;
+    const V half(T(0.5)), one(T(1));
+    if (tanh_form) {
+      // y = 0.5 x (1 + t), t = tanh(u), u = c (x + a x^3):
+      // dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)
+      const V x2 = x * x;
+      const V c = V(T(kSqrt2OverPi)), a = V(T(kGeluCubic));
+      const V t = xsimd::tanh(c * x * (one + a * x2));
+      return dy * (half * (one + t) + half * x * (one - t * t) * c * (one + V(T(3)) * a * x2));
+    }
+    // y = x Phi(x): dy/dx = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+    const V cdf = half * xsimd::erfc(V(T(-kSqrtHalf)) * x);
+    const V pdf = V(T(kInvSqrt2Pi)) * xsimd::exp(-half * x * x);
+    return dy * (cdf + x * pdf);
   }
 };
 
@@ -254,6 +297,9 @@ Tensor sqrt(const Tensor& x) {
 Tensor pow(const Tensor& x, double p) {
   return unary_op(x, __func__, PowOp{p});
 }
+Tensor gelu(const Tensor& x, bool tanh_approximation) {
+  return unary_op(x, __func__, GeluOp{tanh_approximation});
+}
 Tensor affine(const Tensor& x, double s, double t) {
   return unary_op(x, __func__, AffineOp{s, t});
 }
@@ -285,6 +331,9 @@ Tensor sigmoid_backward(const Tensor& y, const Tensor& dy) {
 }
 Tensor relu_backward(const Tensor& x, const Tensor& dy) {
   return binary_op(x, dy, __func__, ReluBackwardOp{});
+}
+Tensor gelu_backward(const Tensor& x, const Tensor& dy, bool tanh_approximation) {
+  return binary_op(x, dy, __func__, GeluBackwardOp{tanh_approximation});
 }
 
 Tensor eq(const Tensor& a, const Tensor& b) {

@@ -16,6 +16,10 @@ Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor pow(const Tensor& x, double p);
+// GELU (Hendrycks & Gimpel 2016) as PyTorch's gelu: exact y = x Phi(x) = 0.5 x (1 + erf(x / sqrt
+// 2)) (approximate='none'), or with tanh_approximation (approximate='tanh') y = 0.5 x (1 +
+// tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
+Tensor gelu(const Tensor& x, bool tanh_approximation = false);
 
 // y = a (op) b, broadcast
 Tensor add(const Tensor& a, const Tensor& b);
@@ -45,6 +49,8 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
 Tensor tanh_backward(const Tensor& y, const Tensor& dy);     // dy * (1 - y^2)
 Tensor sigmoid_backward(const Tensor& y, const Tensor& dy);  // dy * y * (1 - y)
 Tensor relu_backward(const Tensor& x, const Tensor& dy);     // dy * (x > 0)
+// dy * gelu'(x), from the forward input x (the same form as the forward).
+Tensor gelu_backward(const Tensor& x, const Tensor& dy, bool tanh_approximation = false);
 
 // In place: a += b (b broadcast to a's shape). a may be any view but a broadcast one.
 void add_(Tensor& a, const Tensor& b);

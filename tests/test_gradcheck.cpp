@@ -5,6 +5,7 @@
 // that builds its float64 inputs, and a function of the inputs that returns the op's output.
 // The completeness test fails until every registered op has at least one case.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <set>
 
@@ -138,6 +139,21 @@ std::vector<GradCase> cases() {
                },
                [](const V& x) { return relu(x[0]); }});
   c.push_back({"sqrt", "", [] { return T{positive({4})}; }, [](const V& x) { return sqrt(x[0]); }});
+  // GELU at 0, near 0, moderate and large |x| (where Phi is 0 or 1 to double precision), in a
+  // length-11 row (the SIMD body and the scalar tail), once as a transposed view.
+  for (const bool tanh_form : {false, true}) {
+    const char* form = tanh_form ? "tanh form" : "exact form";
+    c.push_back(
+        {"gelu", fmt::format("{}, 0, near 0, moderate, large |x|", form),
+         [] {
+           return T{Tensor::from_list(
+               {0.0, 1e-4, -3e-3, 0.5, -0.7, 1.3, -2.2, 4.5, -6.0, 9.0, -12.0}, {11}, DType::f64)};
+         },
+         [tanh_form](const V& x) { return gelu(x[0], tanh_form); }});
+    c.push_back({"gelu", fmt::format("{}, transposed view, x used twice", form),
+                 [] { return T{rnd_t(3, 5)}; },
+                 [tanh_form](const V& x) { return gelu(x[0], tanh_form) * x[0]; }});
+  }
   c.push_back(
       {"pow", "p = 3", [] { return T{rnd({4})}; }, [](const V& x) { return pow(x[0], 3.0); }});
   c.push_back({"pow", "p = -1.5", [] { return T{positive({4})}; },

@@ -23,7 +23,7 @@ namespace {
 using nlohmann::json;
 
 // The feed-forward activations the Transformer parity cases cover.
-constexpr std::array kParityActivations{Activation::relu};
+constexpr std::array kParityActivations{Activation::relu, Activation::gelu};
 
 json dump(const Tensor& t) {
   return {{"shape", t.shape()}, {"data", t.to_vector<double>()}};

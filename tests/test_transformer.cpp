@@ -67,11 +67,13 @@ void check_layer_grad(const GradcheckFn& f, const std::vector<Tensor>& inputs, c
   CHECK(r.passed);
 }
 
-TransformerOptions small(bool norm_first, double dropout = 0.0) {
+TransformerOptions small(bool norm_first, double dropout = 0.0,
+                         Activation activation = Activation::relu) {
   return TransformerOptions{.d_model = 4,
                             .nhead = 2,
                             .dim_feedforward = 6,
                             .dropout = dropout,
+                            .activation = activation,
                             .norm_first = norm_first,
                             .dtype = f64};
 }
@@ -352,19 +354,23 @@ TEST_CASE("transformer gradcheck: MultiheadAttention, self and cross, with masks
                    mha);
 }
 
-TEST_CASE("transformer gradcheck: encoder and decoder layers, post-norm and pre-norm") {
-  for (bool norm_first : {false, true}) {
+TEST_CASE(
+    "transformer gradcheck: encoder and decoder layers, post-norm and pre-norm, relu and gelu") {
+  for (const auto& [norm_first, act] :
+       {std::pair{false, Activation::relu}, std::pair{true, Activation::relu},
+        std::pair{false, Activation::gelu}, std::pair{true, Activation::gelu}}) {
     CAPTURE(norm_first);
+    CAPTURE(activation_name(act));
     Generator gen(12);
     const Tensor src_pad = padding_mask({4, 2}, 4);
     const Tensor tgt_pad = padding_mask({3, 2}, 3);
-    TransformerEncoderLayer enc(small(norm_first), gen);
+    TransformerEncoderLayer enc(small(norm_first, 0.0, act), gen);
     check_layer_grad(
         [&](const std::vector<Variable>& x) {
           return enc(x[0], {.key_padding_mask = src_pad, .is_causal = true});
         },
         {normal({2, 4, 4}, 0, 1, f64, gen)}, enc);
-    TransformerDecoderLayer dec(small(norm_first), gen);
+    TransformerDecoderLayer dec(small(norm_first, 0.0, act), gen);
     check_layer_grad(
         [&](const std::vector<Variable>& x) {
           return dec.forward(x[0], x[1], {.key_padding_mask = tgt_pad, .is_causal = true},
@@ -390,7 +396,7 @@ TEST_CASE("transformer gradcheck: a layer with dropout (one fixed mask per evalu
 TEST_CASE("transformer gradcheck: 2-layer stacks with final norm, and a Transformer") {
   Generator gen(14);
   const Tensor src_pad = padding_mask({4, 3}, 4);
-  TransformerEncoder enc(small(true), 2, true, gen);
+  TransformerEncoder enc(small(true, 0.0, Activation::gelu), 2, true, gen);
   check_layer_grad(
       [&](const std::vector<Variable>& x) { return enc(x[0], {.key_padding_mask = src_pad}); },
       {normal({2, 4, 4}, 0, 1, f64, gen)}, enc);

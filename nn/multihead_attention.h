@@ -6,7 +6,8 @@
 // in_proj_weight, zero biases, out_proj.weight as Linear's), so weights move both ways.
 //
 // Masks are PyTorch's (true = NOT attended, the opposite of softmax's keep-mask); they become one
-// keep-mask that broadcasts over the heads (at most [B,1,Tq,Tk], never [B,H,Tq,Tk]).
+// keep-mask that broadcasts over the heads (at most [B,1,Tq,Tk], never [B,H,Tq,Tk]). A query
+// with every key masked gets output 0 before out_proj (and zero gradient), where PyTorch gives NaN.
 //
 // Incremental decoding: project_kv projects keys and values once ([B,H,T,D] each), attend
 // attends a query to given keys and values, step appends one step's self-attention keys and

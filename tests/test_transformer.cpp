@@ -324,6 +324,23 @@ TEST_CASE("transformer: errors name the layer and show the shapes") {
       ValueError);
 }
 
+TEST_CASE("transformer: dropout acts in training only, train/eval reaching every dropout") {
+  Generator gen(6);
+  TransformerDecoderLayer dec(small(false, 0.5), gen);
+  const Variable tgt(normal({2, 3, 4}, 0, 1, f64, gen)), mem(normal({2, 4, 4}, 0, 1, f64, gen));
+  const auto run = [&] { return dec.forward(tgt, mem, {.is_causal = true}).data(); };
+  CHECK(max_abs_diff(run(), run()) > 1e-3);  // fresh masks each call
+  dec.eval();
+  CHECK_FALSE(dec.self_attn.training());
+  CHECK_FALSE(dec.dropout3.training());
+  const Tensor a = run();
+  CHECK(max_abs_diff(a, run()) == 0.0);
+  // in eval, the same as the layer with dropout 0 and the same weights
+  Generator same(6);
+  TransformerDecoderLayer plain(small(false, 0.0), same);
+  CHECK(max_abs_diff(a, plain.forward(tgt, mem, {.is_causal = true}).data()) == 0.0);
+}
+
 // --- gradchecks, float64, parameters included ---
 
 TEST_CASE("transformer gradcheck: MultiheadAttention, self and cross, with masks") {

@@ -6,7 +6,8 @@
 // in_proj_weight, zero biases, out_proj.weight as Linear's), so weights move both ways.
 //
 // Masks are PyTorch's (true = NOT attended, the opposite of softmax's keep-mask); they become one
-// keep-mask that broadcasts over the heads (at most [B,1,Tq,Tk], never [B,H,Tq,Tk]).
+// keep-mask that broadcasts over the heads (at most [B,1,Tq,Tk], never [B,H,Tq,Tk]). A query
+// with every key masked gets output 0 before out_proj (and zero gradient), where PyTorch gives NaN.
 //
 // Incremental decoding: project_kv projects keys and values once ([B,H,T,D] each), attend
 // attends a query to given keys and values, step appends one step's self-attention keys and
@@ -22,8 +23,8 @@ namespace seqgrad {
 
 // PyTorch's attention masks (each optional).
 struct AttentionMasks {
-  Tensor key_padding_mask;  // bool [B,Tk]: true marks a padding key, which no query attends to
-  Tensor attn_mask;         // [Tq,Tk]: bool (true = not allowed), or float (0 allowed, -inf not)
+  Tensor key_padding_mask{};  // bool [B,Tk]: true marks a padding key, which no query attends to
+  Tensor attn_mask{};         // [Tq,Tk]: bool (true = not allowed), or float (0 allowed, -inf not)
   // Also drop key j > i + (Tk - Tq) for query i: bottom-right aligned, PyTorch's square causal
   // mask when Tq == Tk. Unlike PyTorch's hint of that name it needs no attn_mask beside it.
   bool is_causal = false;
@@ -32,7 +33,7 @@ struct AttentionMasks {
 // Keys and values of one attention layer, projected and split into heads: [B,H,T,D] each.
 // Default-constructed it is an empty cache (length 0).
 struct KV {
-  Variable k, v;
+  Variable k{}, v{};
   std::int64_t length() const { return k.defined() ? k.size(2) : 0; }
 };
 // The cache of the batch rows `rows` (int64 [N], repeats allowed: beam search), [N,H,T,D] each.

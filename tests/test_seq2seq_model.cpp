@@ -4,8 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "autograd/autograd.h"
-#include "optim/adam.h"
-#include "optim/clip.h"
+#include "reverse_task.h"
 #include "seq2seq/model.h"
 #include "seq2seq/search.h"
 #include "seq2seq/trainer.h"
@@ -13,36 +12,8 @@
 namespace seqgrad {
 namespace {
 
-// Reverse task over ids 4..(4+symbols): src [B,S], tgt_in [B,S+1], tgt_out [B,S+1].
-struct ReverseBatch {
-  Tensor src, tgt_in, tgt_out;
-  std::vector<std::int64_t> lengths;
-};
-
-ReverseBatch reverse_batch(Generator& gen, std::int64_t B, std::int64_t min_len,
-                           std::int64_t max_len, std::int64_t symbols) {
-  ReverseBatch r;
-  const std::int64_t S = max_len, T = max_len + 1;
-  r.src = Tensor::zeros({B, S}, DType::i64);
-  r.tgt_in = Tensor::zeros({B, T}, DType::i64);
-  r.tgt_out = Tensor::zeros({B, T}, DType::i64);
-  auto* ps = r.src.data<std::int64_t>();
-  auto* pi = r.tgt_in.data<std::int64_t>();
-  auto* po = r.tgt_out.data<std::int64_t>();
-  for (std::int64_t b = 0; b < B; ++b) {
-    const auto len = min_len + static_cast<std::int64_t>(gen.next_u64() % (max_len - min_len + 1));
-    r.lengths.push_back(len);
-    for (std::int64_t i = 0; i < len; ++i) {
-      ps[b * S + i] = 4 + static_cast<std::int64_t>(gen.next_u64() % symbols);
-    }
-    pi[b * T] = kBosId;
-    for (std::int64_t i = 0; i < len; ++i) {
-      po[b * T + i] = pi[b * T + i + 1] = ps[b * S + len - 1 - i];
-    }
-    po[b * T + len] = kEosId;
-  }
-  return r;
-}
+using testing::reverse_batch;
+using testing::ReverseBatch;
 
 TEST_CASE("seq2seq gradcheck: the whole loss, Luong / Bahdanau / none, LSTM and GRU") {
   struct Variant {
@@ -91,17 +62,7 @@ TEST_CASE("seq2seq: learns to reverse, greedy and beam search decode it exactly"
                   .dropout = 0.0,
                   .attention = "scaled_dot"};
   Seq2Seq model(cfg, gen);
-  Adam opt(model.parameters(), {.lr = 1e-2});
-  double first = 0, last = 0;
-  for (int step = 0; step < 700; ++step) {
-    const ReverseBatch b = reverse_batch(gen, 32, 2, 6, 8);
-    const LossResult r = model.loss(b.src, b.lengths, b.tgt_in, b.tgt_out, {}, gen);
-    opt.zero_grad();
-    r.loss.backward();
-    clip_grad_norm(model.parameters(), 5.0);
-    opt.step();
-    (step == 0 ? first : last) = r.loss.item();
-  }
+  const auto [first, last] = testing::train_reverse(model, gen, 700, 1e-2, 5.0);
   CHECK(last < first / 10);
   model.eval();
   Generator test_gen(77);
@@ -109,19 +70,13 @@ TEST_CASE("seq2seq: learns to reverse, greedy and beam search decode it exactly"
   for (std::int64_t beam : {1, 3}) {
     CAPTURE(beam);
     const auto hyps = beam_search(model, test.src, test.lengths, {.beam = beam, .max_len = 12});
-    int exact = 0;
-    for (std::int64_t b = 0; b < 50; ++b) {
-      std::vector<std::int64_t> want;
-      for (std::int64_t i = 0; i < test.lengths[b]; ++i) {
-        want.push_back(static_cast<std::int64_t>(test.tgt_out.at({b, i})));
-      }
-      exact += hyps[b].tokens == want;
+    for (std::size_t b = 0; b < hyps.size(); ++b) {
       // one attention row per emitted token (</s> included), over the real source positions
       CHECK(hyps[b].attention.size() == hyps[b].tokens.size() + 1);
       CHECK(hyps[b].attention.front().size() == static_cast<std::size_t>(test.lengths[b]));
       CHECK(hyps[b].score <= 0.0);
     }
-    CHECK(exact >= 45);
+    CHECK(testing::exact_reversals(test, hyps) >= 45);
   }
 }
 

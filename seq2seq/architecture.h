@@ -20,9 +20,10 @@ namespace seqgrad {
 inline constexpr std::int64_t kPadId = Vocab::kPad, kBosId = Vocab::kBos, kEosId = Vocab::kEos,
                               kUnkId = Vocab::kUnk;
 
-// The architectures: the recurrent encoder-decoder with attention (seq2seq/recurrent_model.h).
-enum class Arch { rnn };
-Arch parse_arch(const std::string& name);  // rnn
+// The architectures: the recurrent encoder-decoder with attention (seq2seq/recurrent_model.h),
+// the Transformer encoder-decoder and the decoder-only Transformer (seq2seq/transformer_model.h).
+enum class Arch { rnn, transformer, decoder_only };
+Arch parse_arch(const std::string& name);  // rnn | transformer | decoder-only
 std::string arch_name(Arch arch);
 
 struct ModelConfig {
@@ -38,7 +39,14 @@ struct ModelConfig {
   std::string style = "luong";       // luong | bahdanau
   std::int64_t attention_size = 0;   // 0: the hidden size
   std::int64_t heads = 4;
-  DType dtype = DType::f32;  // not saved: checkpoints hold float32
+  // The Transformer families: model width `hidden`, `layers` layers (each side), `heads` heads,
+  // `dropout`; `embed` is not used (their embeddings are `hidden` wide).
+  std::int64_t ff = 0;                   // feed-forward width; 0: 4 x hidden
+  bool norm_first = false;               // pre-norm layers (post-norm, as Vaswani et al., if not)
+  std::string activation = "relu";       // relu | gelu
+  std::string positions = "sinusoidal";  // sinusoidal | learned
+  bool tie_embeddings = false;           // the output projection reuses the target embedding
+  DType dtype = DType::f32;              // not saved: checkpoints hold float32
 
   nlohmann::json to_json() const;
   // Unknown keys are refused (a typo must not silently fall back to a default).

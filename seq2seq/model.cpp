@@ -7,6 +7,7 @@
 #include "autograd/ops.h"
 #include "nn/loss.h"
 #include "seq2seq/json_fields.h"
+#include "seq2seq/transformer_model.h"
 #include "tensor/elementwise.h"
 #include "tensor/reduce.h"
 
@@ -14,13 +15,20 @@ namespace seqgrad {
 
 Arch parse_arch(const std::string& name) {
   if (name == "rnn") return Arch::rnn;
-  throw ValueError(fmt::format("unknown architecture '{}' (known: rnn)", name));
+  if (name == "transformer") return Arch::transformer;
+  if (name == "decoder-only") return Arch::decoder_only;
+  throw ValueError(
+      fmt::format("unknown architecture '{}' (known: rnn, transformer, decoder-only)", name));
 }
 
 std::string arch_name(Arch arch) {
   switch (arch) {
     case Arch::rnn:
       return "rnn";
+    case Arch::transformer:
+      return "transformer";
+    case Arch::decoder_only:
+      return "decoder-only";
   }
   return "?";
 }
@@ -33,6 +41,13 @@ nlohmann::json ModelConfig::to_json() const {
                       {"dropout", dropout},     {"attention", attention},
                       {"style", style},         {"attention_size", attention_size},
                       {"heads", heads}};
+  if (arch != "rnn") {
+    j["ff"] = ff;
+    j["norm_first"] = norm_first;
+    j["activation"] = activation;
+    j["positions"] = positions;
+    j["tie_embeddings"] = tie_embeddings;
+  }
   return j;
 }
 
@@ -67,6 +82,16 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
         c.attention_size = json_integer(value, key);
       else if (key == "heads")
         c.heads = json_integer(value, key);
+      else if (key == "ff")
+        c.ff = json_integer(value, key);
+      else if (key == "norm_first")
+        c.norm_first = value.get<bool>();
+      else if (key == "activation")
+        c.activation = value.get<std::string>();
+      else if (key == "positions")
+        c.positions = value.get<std::string>();
+      else if (key == "tie_embeddings")
+        c.tie_embeddings = value.get<bool>();
 
       else
         throw ValueError(fmt::format("model config: unknown key '{}'", key));
@@ -116,6 +141,10 @@ std::unique_ptr<Architecture> build(const ModelConfig& c, Arch arch, Generator& 
   switch (arch) {
     case Arch::rnn:
       return std::make_unique<Recurrent>(c, gen);
+    case Arch::transformer:
+      return std::make_unique<TransformerSeq2Seq>(c, gen);
+    case Arch::decoder_only:
+      return std::make_unique<DecoderOnly>(c, gen);
   }
   throw std::logic_error("Seq2Seq: unhandled architecture");
 }

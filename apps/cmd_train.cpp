@@ -14,6 +14,7 @@
 #include "apps/heatmap.h"
 #include "apps/progress.h"
 #include "nn/rnn.h"
+#include "nn/transformer.h"
 #include "optim/checkpoint.h"
 #include "seq2seq/attention.h"
 #include "seq2seq/decoder.h"
@@ -62,6 +63,21 @@ void check_name(std::string_view option, F&& parse) {
   }
 }
 
+// "lstm 2x256 (embed 128), attention concat (luong)" or "transformer 3+3 layers of 256, 4 heads,
+// feed-forward 1024, post-norm, relu"
+std::string describe_model(const ModelConfig& m) {
+  if (m.arch == "rnn") {
+    return fmt::format("{} {}x{} (embed {}), attention {} ({})", m.cell, m.layers, m.hidden,
+                       m.embed, m.attention, m.style);
+  }
+  return fmt::format("{} {} layers of {}, {} heads, feed-forward {}, {}, {}{}", m.arch,
+                     m.arch == "transformer" ? fmt::format("{}+{}", m.layers, m.layers)
+                                             : fmt::format("{}", m.layers),
+                     m.hidden, m.heads, m.ff > 0 ? m.ff : 4 * m.hidden,
+                     m.norm_first ? "pre-norm" : "post-norm", m.activation,
+                     m.tie_embeddings ? ", tied embeddings" : "");
+}
+
 // The options the trainer does not check itself: the model's, the data's and the command's.
 void check_options(const TrainArgs& a) {
   const RunConfig& c = a.config;
@@ -83,6 +99,20 @@ void check_options(const TrainArgs& a) {
   require(d.valid_size >= 1,                 "--valid-size",     d.valid_size,     "at least 1");
   require(d.test_size >= 0,                  "--test-size",      d.test_size,      "at least 0");
   // clang-format on
+  check_name("--arch", [&] { parse_arch(m.arch); });
+  if (m.arch != "rnn") {
+    require(m.ff >= 0, "--ff", m.ff, "at least 0 (0: 4 x hidden)");
+    require(m.hidden % m.heads == 0, "--heads", m.heads,
+            fmt::format("a divisor of --hidden ({}) for a Transformer", m.hidden));
+    require(c.train.teacher_forcing == 1.0, "--teacher-forcing", c.train.teacher_forcing,
+            "1 for a Transformer (scheduled sampling is --arch rnn's)");
+    check_name("--activation", [&] { parse_activation(m.activation); });
+    check_name("--positions", [&] {
+      if (m.positions != "sinusoidal" && m.positions != "learned") {
+        throw ValueError(fmt::format("unknown '{}' (known: sinusoidal, learned)", m.positions));
+      }
+    });
+  }
   check_name("--cell", [&] { parse_cell(m.cell); });
   check_name("--style", [&] { parse_style(m.style); });
   check_name("--source-tokens", [&] { parse_tokenization(d.source_tokens); });
@@ -140,11 +170,12 @@ void score_test(const TrainArgs& a, const DataSplits& data, const BatcherOptions
       "{:.2f}%  PER {:.2f}%  loss {:.4f}\n",
       er.scores.examples, a.test_beam, 100 * er.scores.exact_match, 100 * er.scores.token_accuracy,
       100 * er.scores.wer, 100 * er.scores.per, er.loss);
-  if (c.model.attention == "none") return;
+  if (c.model.arch == "rnn" && c.model.attention == "none") return;
   const std::string& input = data.test.front().source;
   const SourceBatch sb = encode_sources({input}, best.source_vocab, bo.source_tokenization);
   const Hypothesis h = beam_search(*best.model, sb.src, sb.lengths,
                                    {.beam = 1, .max_len = 2 * sb.lengths[0] + 10})[0];
+  if (h.attention.empty()) return;  // decoder-only: no cross-attention to draw
   std::vector<std::string> out = best.target_vocab.decode(h.tokens);
   out.push_back("</s>");
   fmt::print("\nattention for \"{}\" -> \"{}\":\n{}", input,
@@ -183,11 +214,8 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
   fmt::print("seqgrad train: {} ({} train / {} valid / {} test), vocab {} -> {}\n",
              c.data.task.empty() ? c.data.train_path : c.data.task, data.train.size(),
              data.valid.size(), data.test.size(), source_vocab.size(), target_vocab.size());
-  fmt::print(
-      "model: {} {}x{} (embed {}), attention {} ({}), {} parameters, {} thread(s); OpenBLAS "
-      "{}\n",
-      c.model.cell, c.model.layers, c.model.hidden, c.model.embed, c.model.attention, c.model.style,
-      model.num_parameters(), workers, blas_core_name());
+  fmt::print("model: {}, {} parameters, {} thread(s); OpenBLAS {}\n", describe_model(c.model),
+             model.num_parameters(), workers, blas_core_name());
   // A run killed before its first checkpoints were written starts again from step 0, which
   // gives what the uninterrupted run would have.
   const bool has_checkpoint = std::filesystem::exists(RunFiles{a.out}.last());
@@ -246,6 +274,8 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--valid-size", c.data.valid_size)->capture_default_str();
   cmd->add_option("--test-size", c.data.test_size)->capture_default_str();
+  cmd->add_option("--arch", c.model.arch, "rnn, transformer or decoder-only")
+      ->capture_default_str();
   cmd->add_option("--attention", c.model.attention, "scorer name, or none")->capture_default_str();
   cmd->add_option("--style", c.model.style, "luong or bahdanau")->capture_default_str();
   cmd->add_option("--cell", c.model.cell, "lstm, gru or rnn")->capture_default_str();
@@ -257,6 +287,15 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--heads", c.model.heads, "multihead attention heads")->capture_default_str();
   cmd->add_option("--attention-size", c.model.attention_size, "0: the hidden size")
       ->capture_default_str();
+  cmd->add_option("--ff", c.model.ff, "Transformer feed-forward width (0: 4 x hidden)")
+      ->capture_default_str();
+  cmd->add_flag("--norm-first", c.model.norm_first, "Transformer: pre-norm layers");
+  cmd->add_option("--activation", c.model.activation, "Transformer feed-forward: relu or gelu")
+      ->capture_default_str();
+  cmd->add_option("--positions", c.model.positions, "Transformer: sinusoidal or learned")
+      ->capture_default_str();
+  cmd->add_flag("--tie-embeddings", c.model.tie_embeddings,
+                "Transformer: the output projection reuses the target embedding");
   cmd->add_option("--batch-size", c.batch_size)->capture_default_str();
   cmd->add_option("--epochs", c.train.epochs)->capture_default_str();
   cmd->add_option("--steps", c.train.steps, "stop after this many steps (overrides --epochs)");

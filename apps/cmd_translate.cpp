@@ -151,11 +151,17 @@ void run_translate(const TranslateArgs& a) {
 void run_attention(const TranslateArgs& a) {
   check_search_options(a);
   const LoadedRun run = load_run(a.model);
-  if (run.config.model.attention == "none") {
+  if (run.config.model.arch == "rnn" && run.config.model.attention == "none") {
     throw ValueError(
         fmt::format("the model in '{}' was trained without attention (--attention "
                     "none): there is no heatmap to draw",
                     a.model));
+  }
+  if (run.config.model.arch == "decoder-only") {
+    throw ValueError(fmt::format(
+        "the model in '{}' is decoder-only: it has no cross-attention from target to source to "
+        "draw",
+        a.model));
   }
   const Tokenization src_mode = parse_tokenization(run.config.data.source_tokens);
   const Tokenization tgt_mode = parse_tokenization(run.config.data.target_tokens);

@@ -172,6 +172,61 @@ TEST_CASE("cli: --resume continues exactly where the last checkpoint stopped") {
   CHECK(final_loss[0] != final_loss[1]);
 }
 
+TEST_CASE("cli: --arch transformer and decoder-only train, decode, resume exactly") {
+  for (const char* arch : {"transformer", "decoder-only"}) {
+    CAPTURE(arch);
+    testing::TempDir dir;
+    const std::string straight = dir.file("straight"), resumed = dir.file("resumed");
+    std::string small = kSmall;  // with two workers, each taking half of every batch
+    small.replace(small.find("--threads 1"), 11, "--threads 2");
+    const std::string cmd = fmt::format(
+        "{}--arch {} --layers 2 --heads 4 --ff 64 --norm-first --dropout 0.1 --lr 3e-3 "
+        "--warmup 50 --schedule constant --label-smoothing 0.1 ",
+        small, arch);
+    const Run t = run(cmd + "--steps 700 --out " + straight);
+    CAPTURE(t.out);
+    REQUIRE(t.status == 0);
+    CHECK(t.out.find(fmt::format("model: {} ", arch)) != std::string::npos);
+    const auto lines = metrics_lines(straight + "/metrics.jsonl");
+    REQUIRE(lines.size() == 14);
+    CHECK(lines.back().at("valid").at("exact_match").get<double>() > 0.5);
+    // the same run stopped at 600 steps and resumed to 700 repeats it
+    REQUIRE(run(cmd + "--steps 600 --out " + resumed).status == 0);
+    nlohmann::json config;
+    std::ifstream(resumed + "/config.json") >> config;
+    CHECK(config.at("model").at("arch") == arch);
+    config["train"]["steps"] = 700;
+    std::ofstream(resumed + "/config.json") << config.dump();
+    REQUIRE(run("train --resume " + resumed).status == 0);
+    const auto b = metrics_lines(resumed + "/metrics.jsonl");
+    REQUIRE(b.size() == lines.size());
+    CHECK(b.back().at("train_loss") == lines.back().at("train_loss"));
+    CHECK(b.back().at("valid").at("loss") == lines.back().at("valid").at("loss"));
+
+    const Run e = run("eval --model " + straight + " --json --beam 3");
+    CAPTURE(e.out);
+    REQUIRE(e.status == 0);
+    CHECK(nlohmann::json::parse(e.out).at("exact_match").get<double>() > 0.5);
+    const Run tr = run("translate --model " + straight + " --model " + straight, "abc\nxyz\n");
+    CAPTURE(tr.out);
+    REQUIRE(tr.status == 0);
+    CHECK(tr.out.find("cba\n") != std::string::npos);
+    const std::string svg = dir.file("a.svg");
+    const Run a = run("attention --model " + straight + " --input hello --svg " + svg);
+    CAPTURE(a.out);
+    if (std::string(arch) == "transformer") {
+      CHECK(a.status == 0);
+      CHECK(file_text(svg).find(">h</text>") != std::string::npos);
+    } else {
+      CHECK(a.status != 0);
+      CHECK(a.out.find("no cross-attention") != std::string::npos);
+    }
+  }
+  const Run bad = run(std::string(kSmall) + "--arch transformer --heads 5 --steps 1");
+  CHECK(bad.status != 0);
+  CHECK(bad.out.find("--heads 5: must be a divisor of --hidden (32)") != std::string::npos);
+}
+
 TEST_CASE("cli: clear errors for a missing model, an unknown scorer, bad data") {
   const Run m = run("eval --model /nonexistent/run");
   CHECK(m.status != 0);

@@ -4,8 +4,9 @@
 // a missed target is informational and the exit code stays 0 (1 only on an internal error,
 // such as the API and the reference disagreeing on a result; 2 on an unknown argument).
 //
-//   bench_kernels          full run: 16M-float elementwise ops, matmul up to 1024^3
-//   bench_kernels --quick  CI smoke run: 1M floats, no 1024^3, fewer repeats
+//   bench_kernels          full run: 16M-float elementwise ops, matmul up to 1024^3, attention
+//                          at B 64 H 4 T 30 D 64
+//   bench_kernels --quick  CI smoke run: 1M floats, no 1024^3, attention at B 8, fewer repeats
 #include <cblas.h>
 #include <fmt/format.h>
 
@@ -340,6 +341,99 @@ void bench_autograd(const Config& cfg, std::vector<SummaryRow>& summary) {
                      "<= 1000 ns/op", judge(ns <= 1000)});
 }
 
+// --- scaled dot-product attention ------------------------------------------------------------
+
+// The composite the fused op replaced, as it was: matmul, scale, masked softmax (the causal and
+// key padding masks combined into a dense [B,H,Tq,Tk] mask per call), matmul; four nodes and
+// their [B,H,Tq,Tk] intermediates on the tape.
+Variable sdpa_composite(const Variable& q, const Variable& k, const Variable& v,
+                        const Tensor& padding, double scale) {
+  const std::int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), Tk = k.size(2);
+  Tensor causal = Tensor::zeros({Tq, Tk}, seqgrad::DType::boolean);
+  auto* c = static_cast<std::uint8_t*>(causal.raw_data());
+  for (std::int64_t i = 0; i < Tq; ++i) {
+    for (std::int64_t j = 0; j < Tk; ++j) c[i * Tk + j] = j <= i + (Tk - Tq);
+  }
+  Tensor keep = padding.expand({B, H, Tq, Tk}).contiguous();
+  const Tensor cb = causal.expand({B, H, Tq, Tk}).contiguous();
+  auto* pk = static_cast<std::uint8_t*>(keep.raw_data());
+  const auto* pc = static_cast<const std::uint8_t*>(cb.raw_data());
+  for (std::int64_t e = 0; e < keep.numel(); ++e) pk[e] = pk[e] && pc[e];
+  const auto fold = [&](const Variable& x) {
+    return seqgrad::reshape(x, {B * H, x.size(2), x.size(3)});
+  };
+  const Variable s = seqgrad::matmul(fold(q), seqgrad::transpose(fold(k), 1, 2)) * scale;
+  const Variable w = seqgrad::softmax(seqgrad::reshape(s, {B, H, Tq, Tk}), -1, keep);
+  return seqgrad::reshape(seqgrad::matmul(fold(w), fold(v)), {B, H, Tq, v.size(3)});
+}
+
+void bench_sdpa(const Config& cfg, std::vector<SummaryRow>& summary) {
+  const std::int64_t B = cfg.quick ? 8 : 64, H = 4, T = 30, D = 64;
+  fmt::print(
+      "\n== scaled dot-product attention, float32, B {} H {} Tq = Tk = {} D {}, key padding "
+      "mask [B,1,1,Tk], causal ==\n",
+      B, H, T, D);
+  fmt::print(
+      "Forward + backward of one call (loss = sum(y * u)), fused primitive (one tape node: q, k,\n"
+      "  v, P kept) against the composite it replaced (matmul, scale, masked softmax, matmul).\n"
+      "  dense: q, k, v [B,H,T,D] tensors; heads split: [B,T,H*D] viewed [B,T,H,D] and permuted\n"
+      "  to [B,H,T,D], as a multi-head layer hands them over. ratio = composite / fused median\n"
+      "  time; min ratio = the same for the fastest repeats (what a quiet machine would show).\n");
+  print_blas_line();
+  seqgrad::Generator gen(3);
+  Tensor padding = Tensor::zeros({B, 1, 1, T}, seqgrad::DType::boolean);
+  auto* pp = static_cast<std::uint8_t*>(padding.raw_data());
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::int64_t len = T / 2 + static_cast<std::int64_t>(gen.next_u64() % (T / 2 + 1));
+    for (std::int64_t j = 0; j < len; ++j) pp[b * T + j] = 1;
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  fmt::print("  {:<12} {:>9} {:>17} {:>13} {:>17} {:>7} {:>10}\n", "layout", "fused ms",
+             "(min..max)", "composite ms", "(min..max)", "ratio", "min ratio");
+  for (const bool split : {false, true}) {
+    const auto input = [&] {
+      const Tensor t = seqgrad::normal({B, T, H, D}, 0, 1, seqgrad::DType::f32, gen);
+      return split ? t.permute({0, 2, 1, 3}) : t.permute({0, 2, 1, 3}).contiguous();
+    };
+    Variable q(input(), true), k(input(), true), v(input(), true);
+    const Variable up(seqgrad::normal({B, H, T, D}, 0, 1, seqgrad::DType::f32, gen));
+    seqgrad::SdpaOptions o;
+    o.mask = padding;
+    o.causal = true;
+    o.scale = scale;
+    const auto step = [&](bool fused) {
+      q.zero_grad();
+      k.zero_grad();
+      v.zero_grad();
+      const Variable y = fused ? seqgrad::scaled_dot_product_attention(q, k, v, o).out
+                               : sdpa_composite(q, k, v, padding, scale);
+      seqgrad::sum(y * up).backward();
+      escape(q.grad().raw_data());
+      return y.data();
+    };
+    // Both sides must compute the same thing, or their speed means nothing.
+    const Tensor y_fused = step(true), dq_fused = q.grad().clone();
+    const Tensor y_comp = step(false), dq_comp = q.grad().clone();
+    const float dy = max_abs_diff(y_fused.data<float>(), y_comp.data<float>(), y_fused.numel());
+    const float dg = max_abs_diff(dq_fused.data<float>(), dq_comp.data<float>(), dq_fused.numel());
+    if (dy > 1e-4f || dg > 1e-4f) {
+      internal_error(fmt::format("sdpa: fused and composite differ by {} (out), {} (dq)", dy, dg));
+    }
+    // A call is a few ms: three times the usual repeats, so the medians hold on a busy machine.
+    const std::vector<Timing> t = time_interleaved(cfg.warmup + 1, 3 * cfg.reps, 1,
+                                                   {[&] { step(true); }, [&] { step(false); }});
+    const double ratio = t[1].median / t[0].median;
+    const char* layout = split ? "heads split" : "dense";
+    fmt::print("  {:<12} {:>9.3f} {:>17} {:>13.3f} {:>17} {:>6.2f}x {:>9.2f}x\n", layout,
+               ms(t[0].median), fmt::format("({:.3f}..{:.3f})", ms(t[0].min), ms(t[0].max)),
+               ms(t[1].median), fmt::format("({:.3f}..{:.3f})", ms(t[1].min), ms(t[1].max)), ratio,
+               t[1].min / t[0].min);
+    summary.push_back({fmt::format("sdpa composite/fused, {}", layout),
+                       fmt::format("{:.2f}x ({:.2f} ms)", ratio, ms(t[0].median)), "(none)",
+                       "info"});
+  }
+}
+
 void print_summary(const std::vector<SummaryRow>& rows) {
   fmt::print("\n== Summary (informational: a MISS does not change the exit code) ==\n");
   fmt::print("  {:<36} {:<22} {:<14} {}\n", "figure", "value", "target", "result");
@@ -357,6 +451,7 @@ int run(const Config& cfg) {
   bench_elementwise(cfg, summary);
   bench_matmul(cfg, summary);
   bench_autograd(cfg, summary);
+  bench_sdpa(cfg, summary);
   print_summary(summary);
   return 0;
 }

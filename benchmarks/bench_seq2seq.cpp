@@ -9,13 +9,14 @@
 // machine hits every side. Figures are medians. The matmul-only time replays the gemm calls
 // one seqgrad step issued (recorded by the tensor layer) as raw cblas_sgemm calls.
 // The Transformer variants (--config transformer) are timed the same way against a twin built
-// from torch.nn.Transformer's stacks, in training and greedy decoding (no beam on torch's side).
+// from torch.nn.Transformer's stacks: the training step (greedy decoding too in --quick; torch's
+// decode re-runs the decoder on the prefix, far too slow for full-size rounds; no beam).
 //
 //   bench_seq2seq                   every variant (benchmarks/vs_pytorch runs this)
 //   bench_seq2seq --quick           smoke run: a tiny model, one round, parity checked
 //   bench_seq2seq --seqgrad-only    no torch (for a profiler)
-//   options: --config small|medium|large|g2p|transformer|all  --rounds R  --steps N  --cmudict PATH
-//            --script PATH
+//   options: --config small|medium|large|g2p|transformer|all  --rounds R  --steps N
+//            --cmudict PATH  --script PATH
 //
 // Exit code: 0 after a run (speed is reported, not judged); 1 when the two sides disagree on the
 // model or the torch process fails; 2 on a bad argument.

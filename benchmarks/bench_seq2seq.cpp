@@ -8,12 +8,15 @@
 // with 1 and 2 worker threads and PyTorch with four thread settings, so a slow phase of a shared
 // machine hits every side. Figures are medians. The matmul-only time replays the gemm calls
 // one seqgrad step issued (recorded by the tensor layer) as raw cblas_sgemm calls.
+// The Transformer variants (--config transformer) are timed the same way against a twin built
+// from torch.nn.Transformer's stacks: the training step (greedy decoding too in --quick; torch's
+// decode re-runs the decoder on the prefix, far too slow for full-size rounds; no beam).
 //
 //   bench_seq2seq                   every variant (benchmarks/vs_pytorch runs this)
 //   bench_seq2seq --quick           smoke run: a tiny model, one round, parity checked
 //   bench_seq2seq --seqgrad-only    no torch (for a profiler)
-//   options: --config small|medium|large|g2p|all  --rounds R  --steps N  --cmudict PATH
-//            --script PATH
+//   options: --config small|medium|large|g2p|transformer|all  --rounds R  --steps N
+//            --cmudict PATH  --script PATH
 //
 // Exit code: 0 after a run (speed is reported, not judged); 1 when the two sides disagree on the
 // model or the torch process fails; 2 on a bad argument.
@@ -73,12 +76,19 @@ constexpr double kClip = 5.0;
 constexpr int kWarmup = 2;
 
 struct Variant {
-  std::string config;  // small, medium, large, g2p, quick
-  std::string scorer;  // general, concat
+  std::string config;  // small, medium, large, g2p, transformer, quick
+  std::string scorer;  // general, concat (the recurrent model's)
   bool padded = true;  // source and target lengths vary within the batch
   std::int64_t embed = 0, hidden = 0, layers = 1, batch = 0, len = 0;
   double dropout = 0;
+  // The Transformer (arch "transformer"): d_model = hidden, `layers` each side, relu.
+  bool transformer = false, norm_first = false;
+  std::int64_t heads = 4, ff = 0;
   std::string label() const {
+    if (transformer) {
+      return fmt::format("{} {}-norm {} {}", config, norm_first ? "pre" : "post",
+                         padded ? "padded" : "fixed", len);
+    }
     return fmt::format("{} {} {}", config, scorer, padded ? "padded" : "fixed");
   }
 };
@@ -153,6 +163,19 @@ RealBatch g2p_batch(const std::string& cmudict, std::int64_t batch_size) {
 }
 
 ModelConfig model_config(const Variant& v, std::int64_t src_vocab, std::int64_t tgt_vocab) {
+  if (v.transformer) {
+    return {.arch = "transformer",
+            .src_vocab = src_vocab,
+            .tgt_vocab = tgt_vocab,
+            .hidden = v.hidden,
+            .layers = v.layers,
+            .dropout = v.dropout,
+            .heads = v.heads,
+            .ff = v.ff,
+            .norm_first = v.norm_first,
+            .activation = "relu",
+            .positions = "sinusoidal"};
+  }
   return {.src_vocab = src_vocab,
           .tgt_vocab = tgt_vocab,
           .embed = v.embed,
@@ -217,19 +240,27 @@ void check_parity(const nlohmann::json& info, std::int64_t params, double loss, 
   const double dl = rel_diff(loss, p.at("loss").get<double>());
   const double dn = rel_diff(norm, p.at("grad_norm").get<double>());
   std::int64_t same_greedy = 0, same_beam = 0;
-  const auto& decoded = p.at("decoded");
-  const auto& beamed = info.at("beam_parity").at("tokens");
-  for (std::size_t b = 0; b < greedy.size(); ++b) {
-    std::vector<std::int64_t> row = decoded.at(b).get<std::vector<std::int64_t>>();
-    row.erase(std::find(row.begin(), row.end(), seqgrad::kEosId), row.end());
-    same_greedy += row == greedy[b].tokens;
-    same_beam += beamed.at(b).get<std::vector<std::int64_t>>() == beam[b].tokens;
+  std::string greedy_line = "greedy not compared";  // torch's uncached Transformer decode is slow
+  if (p.contains("decoded")) {
+    const auto& decoded = p.at("decoded");
+    for (std::size_t b = 0; b < greedy.size(); ++b) {
+      std::vector<std::int64_t> row = decoded.at(b).get<std::vector<std::int64_t>>();
+      row.erase(std::find(row.begin(), row.end(), seqgrad::kEosId), row.end());
+      same_greedy += row == greedy[b].tokens;
+    }
+    greedy_line = fmt::format("greedy {}/{}", same_greedy, greedy.size());
+  }
+  std::string beam_line;  // the Transformer twin decodes greedily only
+  if (info.contains("beam_parity")) {
+    const auto& beamed = info.at("beam_parity").at("tokens");
+    for (std::size_t b = 0; b < beam.size(); ++b)
+      same_beam += beamed.at(b).get<std::vector<std::int64_t>>() == beam[b].tokens;
+    beam_line = fmt::format(", beam-5 {}/{}", same_beam, beam.size());
   }
   fmt::print(
       "  parity with torch {}: loss rel. diff {:.1e}, gradient norm {:.1e}; identical tokens: "
-      "greedy {}/{}, beam-5 {}/{}\n",
-      info.at("torch_version").get<std::string>(), dl, dn, same_greedy, greedy.size(), same_beam,
-      beam.size());
+      "{}{}\n",
+      info.at("torch_version").get<std::string>(), dl, dn, greedy_line, beam_line);
   if (dl > 1e-4 || dn > 1e-3) {
     throw std::runtime_error(
         "the two models disagree (loss within 1e-4 and gradient norm within 1e-3 expected)");
@@ -258,7 +289,9 @@ struct OurSide {
       Tensor d = dst[i].second.data();
       d.copy_from(src[i].second.data());
     }
-    Tensor bias = decode_model.parameter("decoder.project.bias").data();
+    const bool transformer = mc.arch == "transformer";
+    Tensor bias =
+        decode_model.parameter(transformer ? "generator.bias" : "decoder.project.bias").data();
     bias.select(0, seqgrad::kEosId).fill_(kEosBias);
     decode_model.eval();
     for (int t : kOurThreads) parallel.push_back(std::make_unique<seqgrad::DataParallel>(model, t));
@@ -297,7 +330,7 @@ struct Parity {
   std::vector<seqgrad::Hypothesis> greedy, beam;
   std::vector<seqgrad::GemmCall> gemms, greedy_gemms, beam_gemms;
 };
-Parity our_parity(OurSide& ours) {
+Parity our_parity(OurSide& ours, bool with_beam) {
   const Batch& b = ours.batch;
   Parity p;
   ours.model.eval();
@@ -318,7 +351,7 @@ Parity our_parity(OurSide& ours) {
                                     {.beam = 1, .max_len = ours.max_len()});
     p.greedy_gemms = rec.calls();
   }
-  {
+  if (with_beam) {
     seqgrad::GemmRecording rec;
     p.beam = seqgrad::beam_search(ours.decode_model, b.src, b.src_lengths,
                                   {.beam = kBeam, .max_len = ours.max_len()});
@@ -347,7 +380,8 @@ std::vector<std::unique_ptr<TorchProcess>> start_torch(const OurSide& ours, cons
   seqgrad::save_safetensors(weights.string(), tensors,
                             {{"config", ours.mc.to_json().dump()},
                              {"decode_max_len", std::to_string(ours.max_len())},
-                             {"eos_bias", fmt::format("{}", kEosBias)}});
+                             {"eos_bias", fmt::format("{}", kEosBias)},
+                             {"parity_decode", v.transformer && !opt.quick ? "0" : "1"}});
   struct RemoveFile {  // once every process has read it, however they fare
     std::filesystem::path path;
     ~RemoveFile() {
@@ -386,9 +420,11 @@ void time_matmul_only(const Parity& parity, VariantResult& res) {
       "GFLOP/s); {} tiny products ({:.3f} GFLOP) on SIMD loops. Largest:\n{}",
       res.gemm_calls, res.gflop, res.matmul_ms, res.gflop / res.matmul_ms * 1e3, res.tiny_calls,
       res.tiny_gflop, replay.top_shapes(5));
-  fmt::print(
-      "  decoding's products: greedy {} gemm calls, raw sgemm {:.2f} ms; beam-5 {}, {:.2f} ms\n",
-      greedy.calls.size(), res.greedy_matmul_ms, beam.calls.size(), res.beam_matmul_ms);
+  fmt::print("  decoding's products: greedy {} gemm calls, raw sgemm {:.2f} ms",
+             greedy.calls.size(), res.greedy_matmul_ms);
+  if (!beam.calls.empty())
+    fmt::print("; beam-5 {}, {:.2f} ms", beam.calls.size(), res.beam_matmul_ms);
+  fmt::print("\n");
 }
 
 // One figure in alternating rounds: our thread counts, then each torch process; `ours` runs one
@@ -433,13 +469,22 @@ VariantResult run_variant(const Variant& v, const Options& opt) {
   Batch batch = variant_batch(v, opt, sv, tv);
   OurSide ours(model_config(v, sv, tv), std::move(batch));
   const Batch& b = ours.batch;
-  fmt::print(
-      "\n== {}: embed {}, hidden {} (encoder {} per direction), layers {}, dropout {}, batch {}, "
-      "source {} x target {}, vocab {} -> {}, {} target tokens ==\n",
-      v.label(), v.embed, v.hidden, v.hidden / 2, v.layers, v.dropout, b.size(), b.src.size(1),
-      b.tgt_out.size(1), sv, tv, b.target_tokens());
+  if (v.transformer) {
+    fmt::print(
+        "\n== {}: d_model {}, {} heads, feed-forward {}, {}+{} layers, {}, relu, dropout {}, "
+        "batch {}, source {} x target {}, vocab {} -> {}, {} target tokens ==\n",
+        v.label(), v.hidden, v.heads, v.ff, v.layers, v.layers,
+        v.norm_first ? "pre-norm" : "post-norm", v.dropout, b.size(), b.src.size(1),
+        b.tgt_out.size(1), sv, tv, b.target_tokens());
+  } else {
+    fmt::print(
+        "\n== {}: embed {}, hidden {} (encoder {} per direction), layers {}, dropout {}, batch "
+        "{}, source {} x target {}, vocab {} -> {}, {} target tokens ==\n",
+        v.label(), v.embed, v.hidden, v.hidden / 2, v.layers, v.dropout, b.size(), b.src.size(1),
+        b.tgt_out.size(1), sv, tv, b.target_tokens());
+  }
 
-  const Parity parity = our_parity(ours);
+  const Parity parity = our_parity(ours, !v.transformer);
   std::vector<std::unique_ptr<TorchProcess>> torch;
   if (!opt.seqgrad_only) {
     torch = start_torch(ours, v, opt);
@@ -454,15 +499,21 @@ VariantResult run_variant(const Variant& v, const Options& opt) {
   res.figures.push_back(time_figure(
       "train step", fmt::format("train {} {}", kWarmup, steps),
       [&](std::size_t t) { ours.train_step(t); }, torch, opt));
-  res.figures.push_back(time_figure(
-      "greedy decode", fmt::format("decode {} {}", kWarmup, steps),
-      [&](std::size_t t) { ours.decode(t, 1); }, torch, opt));
-  res.figures.push_back(time_figure(
-      "beam-5 decode", fmt::format("beam {} {} {}", kWarmup, steps, kBeam),
-      [&](std::size_t t) { ours.decode(t, kBeam); }, torch, opt));
   res.figures[0].matmul_ms = res.matmul_ms;
-  res.figures[1].matmul_ms = res.greedy_matmul_ms;
-  res.figures[2].matmul_ms = res.beam_matmul_ms;
+  // torch's Transformer decode re-runs the decoder on the prefix (about 10 s a decode at length
+  // 30 and batch 64): timed only at the quick run's sizes.
+  if (!v.transformer || opt.quick) {
+    res.figures.push_back(time_figure(
+        "greedy decode", fmt::format("decode {} {}", kWarmup, steps),
+        [&](std::size_t t) { ours.decode(t, 1); }, torch, opt));
+    res.figures[1].matmul_ms = res.greedy_matmul_ms;
+  }
+  if (!v.transformer) {  // the Transformer twin has no beam search
+    res.figures.push_back(time_figure(
+        "beam-5 decode", fmt::format("beam {} {} {}", kWarmup, steps, kBeam),
+        [&](std::size_t t) { ours.decode(t, kBeam); }, torch, opt));
+    res.figures[2].matmul_ms = res.beam_matmul_ms;
+  }
   res.our_rss = peak_rss_mib();
   if (!torch.empty())
     res.their_rss = torch.front()->request("rss").at("peak_rss_mib").get<double>();
@@ -481,7 +532,9 @@ void print_tables(const std::vector<VariantResult>& results, bool with_torch) {
       "speed-up = torch ms / seqgrad ms (above 1: seqgrad is faster); best = each side's "
       "fastest thread setting; 2/1 = seqgrad's own 1-thread time over its 2-thread time; "
       "ceiling = torch 1 / the figure's matmul-only time, the 1-thread speed-up if all but the "
-      "products were free.\n",
+      "products were free. Transformer greedy decode: seqgrad steps with its key/value cache, "
+      "torch re-runs nn.TransformerDecoder on the whole prefix each step (torch.nn keeps no "
+      "cache).\n",
       seqgrad::blas_core_name(), results.empty() ? "-" : results.front().their_core);
   fmt::print(
       "| variant | figure | seqgrad 1 | seqgrad 2 | 2/1 | torch 1 | torch 2 | torch 1+2blas | "
@@ -512,7 +565,12 @@ void print_tables(const std::vector<VariantResult>& results, bool with_torch) {
 }
 
 void print_script_lines(const std::vector<VariantResult>& results) {
+  double transformer_worst = INFINITY;  // the lowest Transformer speed-up of the run
   for (const VariantResult& r : results) {
+    if (r.v.transformer) {
+      const Figure& step = r.figures.front();
+      transformer_worst = std::min(transformer_worst, best_of(step.theirs) / best_of(step.ours));
+    }
     if (r.v.config != "medium" || r.v.scorer != "general" || !r.v.padded) continue;
     const Figure& step = r.figures.front();
     fmt::print("medium step / matmul-only time (general, 1 thread): {:.2f}\n",
@@ -520,10 +578,16 @@ void print_script_lines(const std::vector<VariantResult>& results) {
     fmt::print("train speedup vs pytorch (medium, general, best threads): {:.2f}\n",
                best_of(step.theirs) / best_of(step.ours));
   }
+  if (std::isfinite(transformer_worst)) {
+    fmt::print("transformer train speedup vs pytorch (best threads): {:.2f}\n", transformer_worst);
+  }
 }
 
 std::vector<Variant> variants(const Options& opt) {
-  if (opt.quick) return {{"quick", "concat", true, 8, 16, 1, 4, 5, 0.0}};
+  if (opt.quick) {
+    return {{"quick", "concat", true, 8, 16, 1, 4, 5, 0.0},
+            {"quick", "-", true, 0, 16, 2, 4, 5, 0.0, true, true, 2, 32}};
+  }
   std::vector<Variant> all;
   for (const char* scorer : {"general", "concat"}) {
     for (bool padded : {true, false}) {
@@ -534,13 +598,18 @@ std::vector<Variant> variants(const Options& opt) {
     // The G2P default model (seqgrad train --task g2p): 2 layers, dropout 0.2, batch 64.
     all.push_back({"g2p", scorer, true, 128, 256, 2, 64, 0, 0.2});
   }
+  // The Transformer: d_model 256, 4 heads, feed-forward 1024, 3+3 layers, dropout 0, relu.
+  for (bool norm_first : {false, true}) {
+    for (std::int64_t len : {20, 30})
+      all.push_back({"transformer", "-", true, 0, 256, 3, 64, len, 0.0, true, norm_first, 4, 1024});
+  }
   std::vector<Variant> picked;
   for (const Variant& v : all) {
     if (opt.config == "all" || opt.config == v.config) picked.push_back(v);
   }
   std::stable_sort(picked.begin(), picked.end(), [](const Variant& a, const Variant& b) {
     const auto rank = [](const std::string& c) {
-      return c == "small" ? 0 : c == "medium" ? 1 : c == "large" ? 2 : 3;
+      return c == "small" ? 0 : c == "medium" ? 1 : c == "large" ? 2 : c == "g2p" ? 3 : 4;
     };
     return rank(a.config) < rank(b.config);
   });
@@ -581,11 +650,12 @@ int main(int argc, char** argv) {
   Options opt;
   opt.script = (std::filesystem::path(__FILE__).parent_path() / "seq2seq_torch.py").string();
   auto usage = [&](std::string_view why) {
-    fmt::print(stderr,
-               "usage: {} [--quick] [--seqgrad-only] [--config small|medium|large|g2p|all]\n"
-               "       [--rounds R] [--steps N] [--cmudict PATH] [--script seq2seq_torch.py]\n"
-               "  {}\n",
-               argv[0], why);
+    fmt::print(
+        stderr,
+        "usage: {} [--quick] [--seqgrad-only] [--config small|medium|large|g2p|transformer|all]\n"
+        "       [--rounds R] [--steps N] [--cmudict PATH] [--script seq2seq_torch.py]\n"
+        "  {}\n",
+        argv[0], why);
     return 2;
   };
   for (int i = 1; i < argc; ++i) {
@@ -600,7 +670,8 @@ int main(int argc, char** argv) {
         opt.seqgrad_only = true;
       } else if (arg == "--config" && has_value) {
         opt.config = argv[++i];
-        const std::vector<std::string> known = {"small", "medium", "large", "g2p", "all"};
+        const std::vector<std::string> known = {"small", "medium",      "large",
+                                                "g2p",   "transformer", "all"};
         if (std::find(known.begin(), known.end(), opt.config) == known.end()) {
           return usage(fmt::format("unknown config: {}", opt.config));
         }

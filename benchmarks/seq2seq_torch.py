@@ -8,6 +8,10 @@ forcing. Dropout p sits where seqgrad puts it: on the source and target embeddin
 stacked LSTM layers (encoder and decoder) and on o_t before the projection (not on the fed-back
 o_t). Parameter names are seqgrad's (decoder.rnn is a list of LSTMCells, renamed on load), so
 seqgrad's weights load with strict=True, name by name and shape by shape.
+seqgrad's Transformer (ModelConfig arch "transformer") is rebuilt too, from torch.nn.Transformer's
+encoder and decoder stacks (class TransformerSeq2Seq below); the runner times its training step.
+Its greedy decode re-runs the decoder on the prefix each step, as a torch.nn.Transformer user
+writes it (torch.nn keeps no key/value cache).
 Shape legend: B batch, S source length, T target length, E embedding, H hidden, V vocabulary,
 A attention size, L layers, D directions, K beam width.
 
@@ -21,7 +25,8 @@ Two ways to run it, always with Debian's interpreter (/usr/bin/python3 has pytho
       safetensors FILE. Prints one JSON line first:
         {"torch_threads", "openblas_threads", "corename", "torch_version", "omp_wait_policy",
          "params", "parity": {"loss", "tokens", "correct", "grad_norm", "decode_steps",
-         "decoded"}, "beam_parity": {"k": 5, "steps", "tokens"}}
+         "decoded"}, "beam_parity": {"k": 5, "steps", "tokens"}} (no beam_parity for the
+        Transformer; no decodes at all when the file's metadata says parity_decode 0)
       (parity at the initial weights with dropout off; "decoded" is the greedy [B,steps] token
       matrix, "beam_parity.tokens" the best beam-5 hypothesis per row without </s>), then
       answers commands on stdin, one JSON line each:
@@ -37,6 +42,7 @@ Two ways to run it, always with Debian's interpreter (/usr/bin/python3 has pytho
 import argparse
 import ctypes
 import json
+import math
 import os
 import struct
 import sys
@@ -344,6 +350,103 @@ class Seq2Seq(nn.Module):
         return [best_tokens[b, :best_len[b]].tolist() for b in range(B)], steps
 
 
+# --- the Transformer (ModelConfig arch "transformer") --------------------------------------------
+
+
+class TransformerConfig:
+    """seqgrad's arch "transformer" (seq2seq/transformer_model.cpp) as far as this twin builds it:
+    sinusoidal positions, an untied generator."""
+
+    def __init__(self, mc):
+        if mc.get("positions", "sinusoidal") != "sinusoidal":
+            die(f"only sinusoidal positions are built here, got {mc['positions']!r}")
+        if mc.get("tie_embeddings", False):
+            die("a tied generator is not built here")
+        self.src_vocab, self.tgt_vocab = int(mc["src_vocab"]), int(mc["tgt_vocab"])
+        self.d_model, self.heads = int(mc["hidden"]), int(mc["heads"])
+        self.layers = int(mc["layers"])
+        self.ff = int(mc.get("ff", 0)) or 4 * self.d_model
+        self.dropout = float(mc["dropout"])
+        self.norm_first = bool(mc.get("norm_first", False))
+        self.activation = mc.get("activation", "relu")
+        if self.activation not in ("relu", "gelu"):
+            die(f"activation {self.activation!r} is not built here (known: relu, gelu)")
+
+
+def sinusoid(T, E):
+    """[T,E]: sin(t / 10000^(2i/E)) at feature 2i, cos of the same angle at 2i+1."""
+    t = torch.arange(T, dtype=torch.float64).unsqueeze(1)
+    pair = torch.arange(E) // 2 * 2  # 2i for features 2i and 2i+1
+    angle = t * torch.pow(10000.0, -pair.double() / E)
+    y = torch.where(torch.arange(E) % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return y.float()
+
+
+class TransformerSeq2Seq(nn.Module):
+    """Embeddings scaled by sqrt(d_model) plus sinusoidal positions, then dropout; the stacks of
+    torch.nn.Transformer (its encoder and decoder kept under those names, so seqgrad's names
+    fit); the source padding masks the encoder's keys and the cross-attention's; the decoder's
+    self-attention is causal; a Linear generator."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.cfg = c
+        self.src_embed = nn.Embedding(c.src_vocab, c.d_model, padding_idx=PAD)
+        self.tgt_embed = nn.Embedding(c.tgt_vocab, c.d_model, padding_idx=PAD)
+        stacks = nn.Transformer(c.d_model, c.heads, c.layers, c.layers, c.ff, c.dropout,
+                                activation=c.activation, batch_first=True,
+                                norm_first=c.norm_first)
+        self.encoder, self.decoder = stacks.encoder, stacks.decoder
+        self.dropout = nn.Dropout(c.dropout)
+        self.generator = nn.Linear(c.d_model, c.tgt_vocab)
+        self.criterion = nn.CrossEntropyLoss(ignore_index=PAD)
+        self.register_buffer("positions", sinusoid(1024, c.d_model), persistent=False)
+        self.scale = math.sqrt(c.d_model)
+
+    def embed(self, table, ids):  # [B,n] -> [B,n,E], positions from 0
+        return self.dropout(table(ids) * self.scale + self.positions[:ids.size(1)])
+
+    def encode(self, src):  # -> memory [B,S,E], padding [B,S] (true at pads)
+        pad = src == PAD
+        return self.encoder(self.embed(self.src_embed, src), src_key_padding_mask=pad), pad
+
+    def decode_logits(self, tgt_in, memory, pad):  # -> [B,T,V]
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt_in.size(1))
+        h = self.decoder(self.embed(self.tgt_embed, tgt_in), memory, tgt_mask=causal,
+                         memory_key_padding_mask=pad)
+        return self.generator(h)
+
+    def loss(self, src, lengths, tgt_in, tgt_out):
+        """Mean cross-entropy over real target tokens (teacher forcing, all positions at once),
+        the token count and the argmax hits."""
+        memory, pad = self.encode(src)
+        logits = self.decode_logits(tgt_in, memory, pad)
+        logits = logits.reshape(-1, logits.size(-1))
+        targets = tgt_out.reshape(-1)
+        loss = self.criterion(logits, targets)
+        with torch.no_grad():
+            real = targets != PAD
+            tokens = int(real.sum())
+            correct = int(((logits.argmax(1) == targets) & real).sum())
+        return loss, tokens, correct
+
+    @torch.no_grad()
+    def greedy(self, src, lengths, max_len):
+        """The loop a torch.nn.Transformer user writes: encode once, then re-run the decoder on
+        the whole prefix each step (nn.TransformerDecoder keeps no key/value cache) and take the
+        last position's argmax. Returns tokens [B,steps], None, steps."""
+        memory, pad = self.encode(src)
+        ys = torch.full((src.size(0), 1), BOS, dtype=torch.int64)
+        finished = torch.zeros(src.size(0), dtype=torch.bool)
+        for _ in range(max_len):
+            y = self.decode_logits(ys, memory, pad)[:, -1].argmax(1)
+            ys = torch.cat([ys, y.unsqueeze(1)], 1)
+            finished |= y == EOS
+            if bool(finished.all()):
+                break
+        return ys[:, 1:], None, ys.size(1) - 1
+
+
 def torch_name(name):
     """seqgrad parameter name -> this model's: the decoder's LSTM is a list of cells."""
     prefix = "decoder.rnn."
@@ -476,7 +579,7 @@ class Bench:
         return ms
 
 
-def parity(model, decode_model, batch, max_len):
+def parity(model, decode_model, batch, max_len, decode=True):
     """Figures the C++ side compares with its own, all at the initial weights and with dropout
     off (the training copy is in eval mode for this one forward and backward)."""
     src, lengths, tgt_in, tgt_out = batch
@@ -486,11 +589,15 @@ def parity(model, decode_model, batch, max_len):
     norm = float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in model.parameters())))
     model.zero_grad(set_to_none=True)
     model.train()
+    figures = {"loss": loss.item(), "tokens": tokens, "correct": correct, "grad_norm": norm}
+    if not decode:
+        return figures, None
     tokens_out, _, steps = decode_model.greedy(src, lengths, max_len)
+    figures.update({"decode_steps": steps, "decoded": tokens_out.tolist()})
+    if not hasattr(decode_model, "beam"):  # the Transformer twin decodes greedily only
+        return figures, None
     beam_tokens, beam_steps = decode_model.beam(src, lengths, PARITY_BEAM, max_len)
-    return ({"loss": loss.item(), "tokens": tokens, "correct": correct, "grad_norm": norm,
-             "decode_steps": steps, "decoded": tokens_out.tolist()},
-            {"k": PARITY_BEAM, "steps": beam_steps, "tokens": beam_tokens})
+    return figures, {"k": PARITY_BEAM, "steps": beam_steps, "tokens": beam_tokens}
 
 
 def setup_threads(threads, blas_threads):
@@ -508,7 +615,8 @@ def setup_threads(threads, blas_threads):
 def make_models(c, params=None, eos_bias=None):
     """The training model (train mode) and the decoding copy (eval mode, </s> logit biased so
     every decode runs max_len steps), both with seqgrad's weights when given."""
-    model, decode_model = Seq2Seq(c), Seq2Seq(c)
+    cls = TransformerSeq2Seq if isinstance(c, TransformerConfig) else Seq2Seq
+    model, decode_model = cls(c), cls(c)
     if params is not None:
         load_weights(model, params)
     decode_model.load_state_dict(model.state_dict(), strict=True)
@@ -516,13 +624,16 @@ def make_models(c, params=None, eos_bias=None):
     decode_model.eval()
     if eos_bias is not None:
         with torch.no_grad():
-            decode_model.decoder.project.bias[EOS] = eos_bias
+            transformer = cls is TransformerSeq2Seq
+            out = decode_model.generator if transformer else decode_model.decoder.project
+            out.bias[EOS] = eos_bias
     return model, decode_model
 
 
 def serve(args):
     metadata, tensors = read_safetensors(args.weights)
-    c = Config(json.loads(metadata["config"]))
+    mc = json.loads(metadata["config"])
+    c = TransformerConfig(mc) if mc.get("arch", "rnn") == "transformer" else Config(mc)
     params = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
     model, decode_model = make_models(c, params, float(metadata["eos_bias"]))
     batch = [torch.from_numpy(tensors["batch." + k]) for k in
@@ -530,7 +641,10 @@ def serve(args):
     max_len = int(metadata["decode_max_len"])
     info = setup_threads(args.threads, args.blas_threads)
     info["params"] = sum(p.numel() for p in model.parameters())
-    info["parity"], info["beam_parity"] = parity(model, decode_model, batch, max_len)
+    decode = metadata.get("parity_decode", "1") == "1"
+    info["parity"], beam = parity(model, decode_model, batch, max_len, decode)
+    if beam is not None:
+        info["beam_parity"] = beam
     print(json.dumps(info), flush=True)
     bench = Bench(model, decode_model, batch, max_len)
     for line in sys.stdin:

@@ -194,7 +194,7 @@ TEST_CASE("transformer: learns to reverse, greedy and beam search decode it exac
                           .ff = 64,
                           .norm_first = true};
     Seq2Seq model(cfg, gen);
-    const auto [first, last] = testing::train_reverse(model, gen, 600, 3e-3, 1.0);
+    const auto [first, last] = testing::train_reverse(model, gen, 900, 3e-3, 1.0);
     CHECK(last < first / 10);
     model.eval();
     Generator test_gen(77);

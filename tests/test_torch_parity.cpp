@@ -12,6 +12,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "attention_masks.h"
 #include "autograd/autograd.h"
 #include "nn/nn.h"
 #include "python_runner.h"
@@ -124,27 +125,6 @@ std::vector<Case> build_cases(DType dtype) {
 
 // --- MultiheadAttention and the Transformer layers ---
 
-// bool [B,T], true at t >= lengths[b] (PyTorch: padding)
-Tensor padding(const std::vector<std::int64_t>& lengths, std::int64_t T) {
-  const auto B = static_cast<std::int64_t>(lengths.size());
-  Tensor m = Tensor::zeros({B, T}, DType::boolean);
-  auto* p = static_cast<std::uint8_t*>(m.raw_data());
-  for (std::int64_t b = 0; b < B; ++b) {
-    for (std::int64_t t = 0; t < T; ++t) p[b * T + t] = t >= lengths[static_cast<std::size_t>(b)];
-  }
-  return m;
-}
-
-// bool [T,T], true above the diagonal (not allowed)
-Tensor subsequent(std::int64_t T) {
-  Tensor m = Tensor::zeros({T, T}, DType::boolean);
-  auto* p = static_cast<std::uint8_t*>(m.raw_data());
-  for (std::int64_t i = 0; i < T; ++i) {
-    for (std::int64_t j = 0; j < T; ++j) p[i * T + j] = j > i;
-  }
-  return m;
-}
-
 // The masks of one attention, as seqgrad takes them and as the spec carries them to PyTorch:
 // JSON has no -inf, so a float attn_mask travels as its bool form and both sides build the
 // 0/-inf floats from it; is_causal becomes PyTorch's attn_mask (1.13 has no is_causal).
@@ -199,10 +179,11 @@ std::vector<Case> build_transformer_cases(DType dtype) {
 
   // MultiheadAttention: self-attention under each kind of mask, then cross-attention
   const std::vector<std::pair<std::string, MaskSpec>> self_masks{
-      {"padding", MaskSpec{.key_padding = padding({5, 3}, 5)}},
-      {"causal bool", MaskSpec{.attn = subsequent(5)}},
-      {"causal float -inf", MaskSpec{.attn = subsequent(5), .attn_float = true}},
-      {"is_causal + padding", MaskSpec{.key_padding = padding({4, 5}, 5), .causal = true}}};
+      {"padding", MaskSpec{.key_padding = testing::padding_mask({5, 3}, 5)}},
+      {"causal bool", MaskSpec{.attn = testing::causal_mask(5)}},
+      {"causal float -inf", MaskSpec{.attn = testing::causal_mask(5), .attn_float = true}},
+      {"is_causal + padding",
+       MaskSpec{.key_padding = testing::padding_mask({4, 5}, 5), .causal = true}}};
   for (const auto& [what, ms] : self_masks) {
     MultiheadAttention mha(E, H, 0.0, true, gen, dtype);
     perturb(mha, gen);
@@ -223,7 +204,7 @@ std::vector<Case> build_transformer_cases(DType dtype) {
     MultiheadAttention mha(E, H, 0.0, true, gen, dtype);
     perturb(mha, gen);
     const Variable q = input({2, 3, E}, dtype, gen), mem = input({2, 6, E}, dtype, gen);
-    const MaskSpec ms{.key_padding = padding({6, 4}, 6)};
+    const MaskSpec ms{.key_padding = testing::padding_mask({6, 4}, 6)};
     const AttentionOutput a = mha(q, mem, mem, ms.masks(dtype), true);
     json spec = {
         {"kind", "mha"},
@@ -262,9 +243,9 @@ std::vector<Case> build_transformer_cases(DType dtype) {
   }
 
   // Encoder and decoder layers: both norm placements, both activations, padding and causal
-  const MaskSpec src_ms{.key_padding = padding({5, 3}, 5)};
-  const MaskSpec src_causal{.key_padding = padding({5, 3}, 5), .causal = true};
-  const MaskSpec tgt_ms{.key_padding = padding({4, 2}, 4), .causal = true};
+  const MaskSpec src_ms{.key_padding = testing::padding_mask({5, 3}, 5)};
+  const MaskSpec src_causal{.key_padding = testing::padding_mask({5, 3}, 5), .causal = true};
+  const MaskSpec tgt_ms{.key_padding = testing::padding_mask({4, 2}, 4), .causal = true};
   for (Activation act : kParityActivations) {
     for (bool norm_first : {false, true}) {
       TransformerOptions o{.d_model = E,

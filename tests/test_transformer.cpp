@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_masks.h"
 #include "autograd/autograd.h"
 #include "nn/nn.h"
 #include "optim/adam.h"
@@ -25,26 +26,8 @@ namespace {
 
 constexpr DType f64 = DType::f64;
 
-// bool [B,T], true at t >= lengths[b] (PyTorch's padding convention)
-Tensor padding_mask(const std::vector<std::int64_t>& lengths, std::int64_t T) {
-  const auto B = static_cast<std::int64_t>(lengths.size());
-  Tensor m = Tensor::zeros({B, T}, DType::boolean);
-  auto* p = static_cast<std::uint8_t*>(m.raw_data());
-  for (std::int64_t b = 0; b < B; ++b) {
-    for (std::int64_t t = 0; t < T; ++t) p[b * T + t] = t >= lengths[static_cast<std::size_t>(b)];
-  }
-  return m;
-}
-
-// bool [T,T], true above the diagonal (not allowed): PyTorch's square subsequent mask
-Tensor causal_mask(std::int64_t T) {
-  Tensor m = Tensor::zeros({T, T}, DType::boolean);
-  auto* p = static_cast<std::uint8_t*>(m.raw_data());
-  for (std::int64_t i = 0; i < T; ++i) {
-    for (std::int64_t j = 0; j < T; ++j) p[i * T + j] = j > i;
-  }
-  return m;
-}
+using testing::causal_mask;
+using testing::padding_mask;
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   REQUIRE(a.shape() == b.shape());

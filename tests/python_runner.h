@@ -8,6 +8,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 namespace seqgrad::testing {
@@ -37,5 +40,17 @@ struct TempDir {
   }
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
+
+// Writes `in` to a temporary in.json, runs tests/python/SCRIPT in.json out.json and returns what
+// the script wrote; nothing when it failed.
+inline std::optional<nlohmann::json> run_python_json(const std::string& script,
+                                                     const nlohmann::json& in) {
+  TempDir dir;
+  std::ofstream(dir.file("in.json")) << in.dump();
+  if (run_python(script, dir.file("in.json") + " " + dir.file("out.json")) != 0) return {};
+  nlohmann::json out;
+  std::ifstream(dir.file("out.json")) >> out;
+  return out;
+}
 
 }  // namespace seqgrad::testing

@@ -550,17 +550,13 @@ std::vector<ParityCase> parity_cases(DType dtype) {
 
 void check_parity(DType dtype, double tolerance) {
   const std::vector<ParityCase> cases = parity_cases(dtype);
-  testing::TempDir dir;
   json all = json::array();
   for (const auto& c : cases) all.push_back(c.spec);
-  std::ofstream(dir.file("in.json")) << all.dump();
-  const int status =
-      testing::run_python("sdpa_parity.py", dir.file("in.json") + " " + dir.file("out.json"));
-  REQUIRE_MESSAGE(status == 0,
+  const std::optional<json> found = testing::run_python_json("sdpa_parity.py", all);
+  REQUIRE_MESSAGE(found.has_value(),
                   "PyTorch parity script failed: is python3-torch installed for "
                   "/usr/bin/python3? (scripts/test installs it)");
-  json results;
-  std::ifstream(dir.file("out.json")) >> results;
+  const json& results = *found;
   REQUIRE(results.size() == cases.size());
   for (std::size_t i = 0; i < cases.size(); ++i) {
     CAPTURE(cases[i].label);

@@ -355,17 +355,13 @@ double max_error(const Tensor& ours, const json& theirs) {
 }
 
 void check_parity(const std::vector<Case>& cases, double tolerance) {
-  testing::TempDir dir;
   json all = json::array();
   for (const auto& c : cases) all.push_back(c.spec);
-  std::ofstream(dir.file("in.json")) << all.dump();
-  const int status =
-      testing::run_python("nn_parity.py", dir.file("in.json") + " " + dir.file("out.json"));
-  REQUIRE_MESSAGE(status == 0,
+  const std::optional<json> found = testing::run_python_json("nn_parity.py", all);
+  REQUIRE_MESSAGE(found.has_value(),
                   "PyTorch parity script failed: is python3-torch installed for "
                   "/usr/bin/python3? (scripts/test installs it)");
-  json results;
-  std::ifstream(dir.file("out.json")) >> results;
+  const json& results = *found;
   REQUIRE(results.size() == cases.size());
   for (std::size_t i = 0; i < cases.size(); ++i) {
     CAPTURE(cases[i].label);

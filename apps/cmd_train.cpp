@@ -234,9 +234,13 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
   if (outcome.already_complete) {
     fmt::print(
         "seqgrad train: the run in {} is complete (step {}); nothing to do, its files are left "
-        "as they are (HINT: raise train.steps or train.epochs in its config.json to go on)\n",
+        "as they are (HINT: raise train.steps, train.epochs or train.time_limit in its config.json to "
+        "go on)\n",
         a.out, outcome.steps);
     return;
+  }
+  if (outcome.time_up) {
+    fmt::print("seqgrad train: the time limit stopped the run at step {}\n", outcome.steps);
   }
   if (!data.test.empty()) score_test(a, data, bo, workers);
   fmt::print("run written to {}/ (best.safetensors, last.safetensors, metrics.jsonl{})\n", a.out,
@@ -299,6 +303,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--batch-size", c.batch_size)->capture_default_str();
   cmd->add_option("--epochs", c.train.epochs)->capture_default_str();
   cmd->add_option("--steps", c.train.steps, "stop after this many steps (overrides --epochs)");
+  cmd->add_option_function<std::string>(
+      "--time-limit",
+      [a](const std::string& s) { a->config.train.time_limit = parse_duration(s); },
+      "stop training when this much time is up, keeping time for a last validation: 90s, 45m, "
+      "1.5h (a bare number: minutes)");
   cmd->add_option("--lr", c.train.lr)->capture_default_str();
   cmd->add_option_function<std::string>(
       "--schedule", [a](const std::string& s) { a->config.train.schedule = parse_schedule(s); },

@@ -44,7 +44,8 @@ void ProgressDisplay::draw(const StepReport& r) {
   const Clock::time_point now = Clock::now();
   const double rate =
       static_cast<double>(r.step - first_step_) / std::max(seconds_between(start_, now), 1e-9);
-  const double eta = static_cast<double>(r.total - r.step) / std::max(rate, 1e-9);
+  double eta = static_cast<double>(r.total - r.step) / std::max(rate, 1e-9);
+  if (r.time_left >= 0) eta = std::min(eta, r.time_left);  // the time limit comes first
   const double tok_s =
       static_cast<double>(window_tokens_) / std::max(seconds_between(window_start_, now), 1e-9);
   const std::string stats =

@@ -7,6 +7,8 @@
 
 #include <array>
 #include <cassert>
+#include <charconv>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -106,6 +108,23 @@ std::vector<std::string> metric_names() {
   return names_of(kMetrics);
 }
 
+double parse_duration(std::string_view text, std::string_view option) {
+  const auto bad = [&] {
+    return ValueError(fmt::format(
+        "{} {:?}: must be a duration above 0, as 90s, 45m or 1.5h (a bare number: minutes)",
+        option, text));
+  };
+  double value = 0;
+  const char* end = text.data() + text.size();
+  const auto [rest, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || !std::isfinite(value) || value <= 0) throw bad();
+  const std::string_view unit(rest, static_cast<std::size_t>(end - rest));
+  if (unit == "s") return value;
+  if (unit.empty() || unit == "m") return value * 60;
+  if (unit == "h") return value * 3600;
+  throw bad();
+}
+
 bool lower_is_better(Metric m) {
   return m == Metric::wer || m == Metric::per || m == Metric::loss || m == Metric::perplexity;
 }
@@ -128,6 +147,7 @@ void TrainOptions::check() const {
   require(beam >= 1,                            "--beam",            beam,            "at least 1");
   require(max_decode_len >= 0,                  "max_decode_len",    max_decode_len,  "at least 0 (0: from the source)");
   require(threads >= 1,                         "--threads",         threads,         "at least 1");
+  require(within(time_limit, 0, big),           "--time-limit",      time_limit,      "at least 0 seconds (0: none)");
   // clang-format on
 }
 
@@ -147,7 +167,8 @@ nlohmann::json TrainOptions::to_json() const {
           {"beam", beam},
           {"max_decode_len", max_decode_len},
           {"select_on", metric_name(select_on)},
-          {"threads", threads}};
+          {"threads", threads},
+          {"time_limit", time_limit}};
 }
 
 TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
@@ -171,6 +192,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     o.threads = j.contains("threads")
                     ? static_cast<int>(json_integer(j.at("threads"), "threads", 0, 1024))
                     : 1;  // absent in run directories written before it existed
+    o.time_limit = j.value("time_limit", 0.0);
   } catch (const nlohmann::json::exception& e) {
     throw ValueError(fmt::format("training options: {}", e.what()));
   }
@@ -276,6 +298,23 @@ struct Position {
   std::int64_t next_batch = 0;  // in the epoch's plan
 };
 
+// Seconds of training, summed over the sessions of a resumed run.
+class TrainingClock {
+ public:
+  void start(double before) {
+    before_ = before;
+    start_ = std::chrono::steady_clock::now();
+  }
+  double elapsed() const {
+    return before_ +
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  double before_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
 // The best validation so far: its selection metric, and its loss (which breaks ties).
 struct Best {
   double metric = 0;
@@ -327,6 +366,9 @@ class Training {
   std::string stopped(std::int64_t step, const std::string& what) const;
   StepLoss checked_step(const Batch& b, const LossOptions& loss);
   void step(const Batch& b);
+  bool out_of_time() const;
+  double time_left() const;
+  void stop_for_time();
   void validate();
   bool improves(const EvalResult& er) const;
   void save_best();
@@ -354,6 +396,9 @@ class Training {
   std::int64_t last_valid_ = -1;  // step of the last validation
   std::int64_t last_saved_ = 0;   // step of last.safetensors
   std::string metrics_;           // metrics.jsonl's text
+  TrainingClock clock_;
+  double validation_seconds_ = 0;  // the last validation's, kept in hand under a time limit
+  bool time_up_ = false;
 };
 
 std::int64_t total_steps(const TrainData& data, const TrainOptions& o) {
@@ -406,15 +451,16 @@ TrainOutcome Training::run() {
   }
   if (run_.resume) {
     resume();
-    if (pos_.step >= total_) return {.steps = pos_.step, .already_complete = true};
+    if (pos_.step >= total_ || time_up_) return {.steps = pos_.step, .already_complete = true};
   } else {
     start_fresh();
   }
   model_.train();
-  while (pos_.step < total_) {
+  while (pos_.step < total_ && !time_up_) {
     const auto plan = data_.train.epoch_plan(static_cast<std::uint64_t>(pos_.epoch));
     const auto batches = static_cast<std::int64_t>(plan.size());
     while (pos_.next_batch < batches && pos_.step < total_) {
+      if ((time_up_ = out_of_time())) break;
       step(data_.train.make_batch(plan[static_cast<std::size_t>(pos_.next_batch++)]));
       if (o_.valid_every > 0 && pos_.step % o_.valid_every == 0) validate();
     }
@@ -424,8 +470,33 @@ TrainOutcome Training::run() {
       if (o_.valid_every <= 0) validate();
     }
   }
-  if (last_valid_ != pos_.step) validate();
-  return {.steps = pos_.step, .already_complete = false};
+  if (time_up_) {
+    stop_for_time();
+  } else if (last_valid_ != pos_.step) {
+    validate();
+  }
+  return {.steps = pos_.step, .already_complete = false, .time_up = time_up_};
+}
+
+// With a time limit, stepping stops while the last validation's duration is still in hand, so
+// that one more validation ends within the limit.
+bool Training::out_of_time() const {
+  return o_.time_limit > 0 && clock_.elapsed() + validation_seconds_ >= o_.time_limit;
+}
+
+double Training::time_left() const {
+  if (o_.time_limit <= 0) return -1;
+  return std::max(0.0, o_.time_limit - clock_.elapsed() - validation_seconds_);
+}
+
+// The run's last validation, and checkpoints that say the time ran out (a resume with the same
+// limit has nothing to do).
+void Training::stop_for_time() {
+  if (last_valid_ != pos_.step) {
+    validate();
+  } else {
+    save_last();
+  }
 }
 
 // A new run's directory holds an empty log and step-0 checkpoints from the start, so that a run
@@ -452,8 +523,12 @@ void Training::resume() {
     if (k.rfind("plateau.", 0) == 0) ps[k.substr(8)] = std::stod(v);
   }
   plateau_.load_state(ps);
+  if (st.extra.count("elapsed")) clock_.start(std::stod(st.extra.at("elapsed")));
+  // A run the limit stopped is finished, unless config.json now gives it more time.
+  time_up_ = st.extra.count("stopped_at_limit") && o_.time_limit > 0 &&
+             std::stod(st.extra.at("stopped_at_limit")) >= o_.time_limit;
   last_valid_ = last_saved_ = pos_.step;  // checkpoints are written by validations
-  if (pos_.step >= total_) return;        // a finished run: its files stay as they are
+  if (pos_.step >= total_ || time_up_) return;  // a finished run: its files stay as they are
   metrics_ = metrics_up_to(run_.files.metrics(), pos_.step);
   save_text_file(run_.files.metrics(), metrics_);
 }
@@ -501,13 +576,15 @@ void Training::step(const Batch& b) {
                     .epoch = pos_.epoch,
                     .lr = opt_.lr(),
                     .train_loss = window_.mean(),
-                    .tokens = r.tokens});
+                    .tokens = r.tokens,
+                    .time_left = time_left()});
   }
 }
 
 // Decodes the validation split, logs a metrics line, keeps the best weights and steps the
 // plateau schedule; then checkpoints.
 void Training::validate() {
+  const double started = clock_.elapsed();
   if (ema_) ema_->swap();  // validate (and keep as best) the averaged weights
   model_.eval();
   const EvalResult er =
@@ -534,6 +611,7 @@ void Training::validate() {
   // from the older checkpoint and writes the line again.
   if (better) save_best();
   if (ema_) ema_->swap();  // back to the raw weights
+  validation_seconds_ = clock_.elapsed() - started;
   save_last();
   if (hooks_.on_validation) hooks_.on_validation(line);
 }
@@ -567,6 +645,9 @@ TrainingState Training::state() const {
   st.extra["best_loss"] = fmt::format("{:.17g}", best_.loss);
   if (ema_) st.extra["ema_updates"] = std::to_string(ema_->updates());
   for (const auto& [k, v] : plateau_.state()) st.extra["plateau." + k] = fmt::format("{:.17g}", v);
+  // Only under a time limit, so that other runs' checkpoints stay the same byte for byte.
+  if (o_.time_limit > 0) st.extra["elapsed"] = fmt::format("{:.17g}", clock_.elapsed());
+  if (time_up_) st.extra["stopped_at_limit"] = fmt::format("{:.17g}", o_.time_limit);
   return st;
 }
 

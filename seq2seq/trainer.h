@@ -39,6 +39,8 @@ Metric parse_metric(std::string_view name, std::string_view option = "--select-o
 bool lower_is_better(Metric m);  // wer, per, loss, perplexity
 std::vector<std::string> schedule_names();
 std::vector<std::string> metric_names();
+// "90s", "45m", "1.5h" or a bare number of minutes, in seconds; ValueError naming `option`.
+double parse_duration(std::string_view text, std::string_view option = "--time-limit");
 
 struct TrainOptions {
   std::int64_t epochs = 10;
@@ -60,6 +62,10 @@ struct TrainOptions {
   // Saved with the run: the split of each batch changes float rounding and the dropout streams,
   // so a resumed run repeats the uninterrupted one exactly only with the same count.
   int threads = 1;
+  // > 0: stop stepping when this many seconds of training (steps and validations, summed over
+  // resumed sessions) are up, keeping time for a last validation; the schedule keeps its
+  // horizon from --epochs or --steps.
+  double time_limit = 0;
 
   // Throws ValueError for the first option out of its range, naming it as the seqgrad command
   // spells it ("--teacher-forcing 2: must be in [0, 1]"; config.json's key is the same name
@@ -119,6 +125,7 @@ struct StepReport {
   double lr = 0;
   double train_loss = 0;    // mean loss per target token since the last validation
   std::int64_t tokens = 0;  // target tokens of this step's batch
+  double time_left = -1;    // seconds to the time limit (-1: none)
 };
 struct TrainHooks {
   std::function<void(const StepReport&)> on_step;
@@ -141,6 +148,7 @@ struct RunSetup {
 struct TrainOutcome {
   std::int64_t steps = 0;         // the run's step count at the end
   bool already_complete = false;  // resumed a finished run: nothing was done or written
+  bool time_up = false;           // stopped by the time limit before its last step
 };
 
 // Trains `model`, validating on data.valid. With run.resume, continues exactly from

@@ -353,5 +353,79 @@ TEST_CASE("train: a tie on the selection metric goes to the lower validation los
   CHECK(read_checkpoint_state(run.files.best()).step == 6);
 }
 
+TEST_CASE("train options: a time limit is read as seconds, minutes or hours") {
+  CHECK(parse_duration("90s") == 90);
+  CHECK(parse_duration("45m") == 2700);
+  CHECK(parse_duration("1.5h") == 5400);
+  CHECK(parse_duration("2") == 120);  // a bare number: minutes
+  for (const char* bad : {"", "0", "-1m", "m", "5x", "1h30m", "nan", "inf"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(parse_duration(bad), doctest::Contains("--time-limit"), ValueError);
+  }
+  CHECK_THROWS_WITH_AS(parse_duration("5x"),
+                       "--time-limit \"5x\": must be a duration above 0, as 90s, 45m or 1.5h (a "
+                       "bare number: minutes)",
+                       ValueError);
+  TrainOptions o;
+  o.time_limit = -1;
+  CHECK_THROWS_WITH_AS(o.check(), "--time-limit -1: must be at least 0 seconds (0: none)",
+                       ValueError);
+}
+
+TEST_CASE("train: a time limit stops the run with a last validation, and a resume keeps it") {
+  TinyTask task;
+  testing::TempDir dir;
+  const RunSetup fresh{.files = {dir.path.string()}, .config_text = "{}", .resume = false};
+  const TrainData data{.train = task.train, .valid = task.valid, .target_vocab = task.target_vocab};
+  TrainOptions o{.steps = 100'000'000, .lr = 1e-3, .schedule = Schedule::constant};
+  o.valid_every = 50;
+  o.time_limit = 0.3;
+  Generator gen(2);
+  Seq2Seq model(task.config(), gen);
+  const TrainOutcome out = train(model, gen, data, o, fresh);
+  CHECK(out.time_up);
+  REQUIRE(out.steps > 0);
+  REQUIRE(out.steps < o.steps);
+  std::string last_line;
+  std::ifstream in(fresh.files.metrics());
+  for (std::string line; std::getline(in, line);) last_line = line;
+  CHECK(nlohmann::json::parse(last_line).at("step") == out.steps);  // the last validation
+  const TrainingState st = read_checkpoint_state(fresh.files.last());
+  CHECK(st.step == out.steps);
+  const double elapsed = std::stod(st.extra.at("elapsed"));  // kept for a resume
+  CHECK(elapsed > 0);
+  CHECK(elapsed < 30);
+  CHECK(st.extra.at("stopped_at_limit") == "0.29999999999999999");
+
+  RunSetup again = fresh;
+  again.resume = true;
+  Generator gen2(2);
+  Seq2Seq resumed(task.config(), gen2);
+  const TrainOutcome same = train(resumed, gen2, data, o, again);
+  CHECK(same.already_complete);  // the same limit: nothing to do
+  CHECK(same.steps == out.steps);
+
+  o.time_limit = 0.6;  // more time, as config.json would give it
+  const TrainOutcome more = train(resumed, gen2, data, o, again);
+  CHECK_FALSE(more.already_complete);
+  CHECK(more.time_up);
+  CHECK(more.steps > out.steps);
+  CHECK(std::stod(read_checkpoint_state(fresh.files.last()).extra.at("elapsed")) > elapsed);
+}
+
+TEST_CASE("train: without a time limit the checkpoints hold no clock") {
+  TinyTask task;
+  testing::TempDir dir;
+  Generator gen(2);
+  Seq2Seq model(task.config(), gen);
+  const TrainOptions o{.steps = 2, .lr = 1e-3, .schedule = Schedule::constant};
+  const RunSetup run{.files = {dir.path.string()}, .config_text = "{}", .resume = false};
+  const TrainOutcome out = train(
+      model, gen, {.train = task.train, .valid = task.valid, .target_vocab = task.target_vocab},
+      o, run);
+  CHECK_FALSE(out.time_up);
+  CHECK(read_checkpoint_state(run.files.last()).extra.count("elapsed") == 0);
+}
+
 }  // namespace
 }  // namespace seqgrad

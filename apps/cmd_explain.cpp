@@ -31,6 +31,7 @@ void write_file(const std::string& path, const std::string& text) {
 }
 
 std::string describe(const ModelConfig& m) {
+  if (m.arch != "rnn") return describe_model(m);
   const std::string attention = m.attention == "none"
                                     ? "no attention (the fixed-context encoder-decoder)"
                                     : fmt::format("{} attention ({})", m.attention, m.style);
@@ -103,27 +104,38 @@ void run_explain(const ExplainArgs& a) {
              page.model.x.loss, a.out);
 }
 
-// One decoder step with attention, from the encoder to the loss of its first output token,
-// backpropagated so every node shows its gradient's norm.
+// The loss of the first output token y_1: after the recurrent model's first decoder step, or
+// after a Transformer's pass over the source and <s>.
+Variable first_token_loss(const Seq2Seq& model, const std::vector<std::int64_t>& src,
+                          std::int64_t y1) {
+  const auto S = static_cast<std::int64_t>(src.size());
+  const Tensor source = Tensor::from_vector(src, {1, S});
+  const Tensor bos = Tensor::from_vector(std::vector{kBosId}, {1});
+  const Tensor target = Tensor::from_vector(std::vector{y1}, {1});
+  if (model.arch() != Arch::rnn) {
+    Generator unused(0);  // draws only scheduled sampling, which the Transformers do not take
+    return model.architecture()
+        .loss(source, {S}, bos.reshape({1, 1}), target.reshape({1, 1}), {}, unused)
+        .loss;
+  }
+  const EncoderOutput enc = model.encode(source, {S});
+  auto [memory, state] = model.start(enc);
+  const DecoderStep step = model.decoder().step(bos, state, memory);
+  return cross_entropy(model.decoder().logits(step.output), target, -1, 0.0, Reduction::sum);
+}
+
+// The graph from the source to the loss of the first output token, backpropagated so every
+// node shows its gradient's norm.
 void run_graph(const ExplainArgs& a) {
   const LoadedRun run = load_run(a.model);
   const std::vector<std::int64_t> src = source_ids(run, a.input);
   const std::vector<std::int64_t> tgt = target_ids(run, src, a.target);
   for (auto& [name, p] : run.model->named_parameters()) Variable(p).set_name(name);
-  const auto S = static_cast<std::int64_t>(src.size());
-  const Seq2Seq& model = *run.model;
-  const EncoderOutput enc = model.encode(Tensor::from_vector(src, {1, S}), {S});
-  auto [memory, state] = model.start(enc);
-  const DecoderStep step =
-      model.decoder().step(Tensor::from_vector(std::vector{kBosId}, {1}), state, memory);
-  const Variable loss =
-      cross_entropy(model.decoder().logits(step.output),
-                    Tensor::from_vector(std::vector{tgt[0]}, {1}), -1, 0.0, Reduction::sum)
-          .set_name("loss");
+  const Variable loss = first_token_loss(*run.model, src, tgt[0]).set_name("loss");
   loss.backward({.keep_all_grads = true});
   write_file(a.dot, to_dot(loss));
   run.model->zero_grad();
-  fmt::print("graph of the first decoder step (target '{}') written to {}\n",
+  fmt::print("graph of the first output token's loss (target '{}') written to {}\n",
              run.target_vocab.token(tgt[0]), a.dot);
   if (std::system("command -v dot > /dev/null 2>&1") != 0) {
     fmt::print("(install graphviz for an SVG: dot -Tsvg {} -o graph.svg)\n", a.dot);

@@ -63,21 +63,6 @@ void check_name(std::string_view option, F&& parse) {
   }
 }
 
-// "lstm 2x256 (embed 128), attention concat (luong)" or "transformer 3+3 layers of 256, 4 heads,
-// feed-forward 1024, post-norm, relu"
-std::string describe_model(const ModelConfig& m) {
-  if (m.arch == "rnn") {
-    return fmt::format("{} {}x{} (embed {}), attention {} ({})", m.cell, m.layers, m.hidden,
-                       m.embed, m.attention, m.style);
-  }
-  return fmt::format("{} {} layers of {}, {} heads, feed-forward {}, {}, {}{}", m.arch,
-                     m.arch == "transformer" ? fmt::format("{}+{}", m.layers, m.layers)
-                                             : fmt::format("{}", m.layers),
-                     m.hidden, m.heads, m.ff > 0 ? m.ff : 4 * m.hidden,
-                     m.norm_first ? "pre-norm" : "post-norm", m.activation,
-                     m.tie_embeddings ? ", tied embeddings" : "");
-}
-
 // The options the trainer does not check itself: the model's, the data's and the command's.
 void check_options(const TrainArgs& a) {
   const RunConfig& c = a.config;
@@ -234,7 +219,8 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
   if (outcome.already_complete) {
     fmt::print(
         "seqgrad train: the run in {} is complete (step {}); nothing to do, its files are left "
-        "as they are (HINT: raise train.steps, train.epochs or train.time_limit in its config.json to "
+        "as they are (HINT: raise train.steps, train.epochs or train.time_limit in its config.json "
+        "to "
         "go on)\n",
         a.out, outcome.steps);
     return;
@@ -304,8 +290,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--epochs", c.train.epochs)->capture_default_str();
   cmd->add_option("--steps", c.train.steps, "stop after this many steps (overrides --epochs)");
   cmd->add_option_function<std::string>(
-      "--time-limit",
-      [a](const std::string& s) { a->config.train.time_limit = parse_duration(s); },
+      "--time-limit", [a](const std::string& s) { a->config.train.time_limit = parse_duration(s); },
       "stop training when this much time is up, keeping time for a last validation: 90s, 45m, "
       "1.5h (a bare number: minutes)");
   cmd->add_option("--lr", c.train.lr)->capture_default_str();

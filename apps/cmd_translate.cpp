@@ -11,6 +11,7 @@
 #include "apps/commands.h"
 #include "apps/common.h"
 #include "apps/heatmap.h"
+#include "seq2seq/explain.h"
 #include "seq2seq/parallel.h"
 
 namespace seqgrad::app {
@@ -148,6 +149,30 @@ void run_translate(const TranslateArgs& a) {
   }
 }
 
+// A Transformer's attention for its own output, teacher-forced (the same weights as its cached
+// decoding), a panel per layer and head.
+std::string layers_svg(Seq2Seq& model, const SourceBatch& b, const std::vector<std::int64_t>& ids,
+                       const std::vector<std::string>& tokens, const std::string& input) {
+  std::vector<std::int64_t> target = ids;
+  target.push_back(kEosId);
+  const std::vector<std::int64_t> all = b.src.to_vector<std::int64_t>();
+  const std::vector<std::int64_t> source(all.begin(), all.begin() + b.lengths[0]);
+  const Explanation x = explain(model, source, target);
+  std::vector<std::string> columns = b.tokens[0];
+  const std::vector<std::string> output = with_end(tokens);
+  std::string what = "cross-attention", axis = "source position j";
+  if (x.target_keys > 0) {
+    columns.push_back("<s>");
+    columns.insert(columns.end(), output.begin(), output.end() - 1);
+    what = "self-attention of the output positions";
+    axis = "key position j: source, then <s> y";
+  }
+  return heatmap_layers_svg(columns, output, x.weights, static_cast<std::size_t>(x.heads),
+                            fmt::format("{} a[i,j] by layer (rows) and head (columns): {} -> {}",
+                                        what, input, fmt::join(tokens, " ")),
+                            axis);
+}
+
 void run_attention(const TranslateArgs& a) {
   check_search_options(a);
   const LoadedRun run = load_run(a.model);
@@ -156,12 +181,6 @@ void run_attention(const TranslateArgs& a) {
         fmt::format("the model in '{}' was trained without attention (--attention "
                     "none): there is no heatmap to draw",
                     a.model));
-  }
-  if (run.config.model.arch == "decoder-only") {
-    throw ValueError(fmt::format(
-        "the model in '{}' is decoder-only: it has no cross-attention from target to source to "
-        "draw",
-        a.model));
   }
   const Tokenization src_mode = parse_tokenization(run.config.data.source_tokens);
   const Tokenization tgt_mode = parse_tokenization(run.config.data.target_tokens);
@@ -173,9 +192,12 @@ void run_attention(const TranslateArgs& a) {
       beam_search(*run.model, b.src, b.lengths, {.beam = a.beam, .max_len = a.max_len})[0];
   if (h.capped) warn_capped("--input", cap_of(a, b.lengths[0]));
   const auto tokens = run.target_vocab.decode(h.tokens);
+  const std::string svg = run.model->arch() == Arch::rnn
+                              ? heatmap_svg(b.tokens[0], with_end(tokens), h.attention)
+                              : layers_svg(*run.model, b, h.tokens, tokens, a.input);
   std::ofstream out(a.svg);
   if (!out) throw RuntimeError(fmt::format("cannot write '{}'", a.svg));
-  out << heatmap_svg(b.tokens[0], with_end(tokens), h.attention);
+  out << svg;
   out.close();
   if (!out) throw RuntimeError(fmt::format("cannot write '{}'", a.svg));
   fmt::print("{} -> {}\nheatmap written to {}\n", a.input, detokenize(tokens, tgt_mode), a.svg);

@@ -344,4 +344,19 @@ int set_threads(int threads) {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
+// "lstm 2x256 (embed 128), attention concat (luong)" or "transformer 3+3 layers of 256, 4 heads,
+// feed-forward 1024, post-norm, relu"
+std::string describe_model(const ModelConfig& m) {
+  if (m.arch == "rnn") {
+    return fmt::format("{} {}x{} (embed {}), attention {} ({})", m.cell, m.layers, m.hidden,
+                       m.embed, m.attention, m.style);
+  }
+  return fmt::format("{} {} layers of {}, {} heads, feed-forward {}, {}, {}{}", m.arch,
+                     m.arch == "transformer" ? fmt::format("{}+{}", m.layers, m.layers)
+                                             : fmt::format("{}", m.layers),
+                     m.hidden, m.heads, m.ff > 0 ? m.ff : 4 * m.hidden,
+                     m.norm_first ? "pre-norm" : "post-norm", m.activation,
+                     m.tie_embeddings ? ", tied embeddings" : "");
+}
+
 }  // namespace seqgrad::app

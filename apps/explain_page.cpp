@@ -68,21 +68,68 @@ HeatmapSpec grid(const ExplainPage& p, std::string id, std::string title, const 
   return s;
 }
 
-std::string head_label(const Explanation& x, std::size_t k) {
-  return x.heads > 1 ? fmt::format(", head {}", k) : "";
+// View v of the attention: a head of the recurrent model's, or layer v / K, head v % K.
+std::string head_label(const Explanation& x, std::size_t v) {
+  const auto K = static_cast<std::size_t>(x.heads);
+  if (x.arch == Arch::rnn) return x.heads > 1 ? fmt::format(", head {}", v) : "";
+  return fmt::format(", layer {} head {}", v / K, v % K);
+}
+
+// An attention view's grid: decoder-only attention also has the target inputs as columns.
+HeatmapSpec attention_grid(const ExplainPage& p, std::string id, std::string title,
+                           const Grid& values, ColourScale scale) {
+  HeatmapSpec s = grid(p, std::move(id), std::move(title), values, scale);
+  if (p.model.x.target_keys > 0) {
+    s.cols.push_back("<s>");
+    s.cols.insert(s.cols.end(), p.target.begin(), p.target.end() - 1);
+    s.col_axis = "key position j: source, then <s> y";
+  }
+  return s;
+}
+
+std::string attention_intro(const Explanation& x) {
+  switch (x.arch) {
+    case Arch::rnn:
+      return "<p>e<sub>ij</sub> = score(s<sub>i</sub>, h<sub>j</sub>) compares the decoder state "
+             "at step i with encoder state j; a<sub>ij</sub> = exp(e<sub>ij</sub>) / "
+             "\u03a3<sub>k</sub> exp(e<sub>ik</sub>) (each row sums to 1); the context is "
+             "c<sub>i</sub> = \u03a3<sub>j</sub> a<sub>ij</sub> h<sub>j</sub> "
+             "(<code>Attention::attend</code>, seq2seq/attention.cpp).</p>\n";
+    case Arch::transformer:
+      return fmt::format(
+          "<p>Each of the decoder's {} layers attends across to the encoder's output with {} "
+          "heads (<code>decoder.layers.N.multihead_attn</code>): e<sub>ij</sub> = q<sub>i</sub> "
+          "\u00b7 k<sub>j</sub> / \u221aD compares the query of output step i with the key of "
+          "source position j; a<sub>ij</sub> = exp(e<sub>ij</sub>) / \u03a3<sub>k</sub> "
+          "exp(e<sub>ik</sub>) (each row sums to 1); the head's context is c<sub>i</sub> = "
+          "\u03a3<sub>j</sub> a<sub>ij</sub> v<sub>j</sub> "
+          "(<code>scaled_dot_product_attention</code>, autograd/ops_sdpa.cpp, here in its traced "
+          "form: the same numbers from matmul, masked softmax and matmul, so that the weights "
+          "and scores keep their gradients).</p>\n",
+          x.layers, x.heads);
+    case Arch::decoder_only:
+      return fmt::format(
+          "<p>One causal stack of {} layers reads [source | &lt;s&gt; y]; row i is the position "
+          "that predicts y<sub>i</sub>, and its columns are every position up to it: the source, "
+          "then the target inputs (none after it). Each layer's self-attention has {} heads "
+          "(<code>decoder.layers.N.self_attn</code>): e<sub>ij</sub> = q<sub>i</sub> \u00b7 "
+          "k<sub>j</sub> / \u221aD, a<sub>ij</sub> = exp(e<sub>ij</sub>) / \u03a3<sub>k</sub> "
+          "exp(e<sub>ik</sub>) over those columns, the context c<sub>i</sub> = "
+          "\u03a3<sub>j</sub> a<sub>ij</sub> v<sub>j</sub> "
+          "(<code>scaled_dot_product_attention</code>, autograd/ops_sdpa.cpp, in its traced "
+          "form).</p>\n",
+          x.layers, x.heads);
+  }
+  return {};
 }
 
 std::string weights_section(const ExplainPage& p) {
   const Explanation& x = p.model.x;
   std::string out =
-      "<h2>2. Attention weights a[i,j]</h2>\n<p>e<sub>ij</sub> = score(s<sub>i</sub>, "
-      "h<sub>j</sub>) compares the decoder state at step i with encoder state j; "
-      "a<sub>ij</sub> = exp(e<sub>ij</sub>) / \u03a3<sub>k</sub> exp(e<sub>ik</sub>) (each row "
-      "sums to 1); the context is c<sub>i</sub> = \u03a3<sub>j</sub> a<sub>ij</sub> h<sub>j</sub> "
-      "(<code>Attention::attend</code>, seq2seq/attention.cpp).</p>\n<div class=\"pair\">\n";
+      "<h2>2. Attention weights a[i,j]</h2>\n" + attention_intro(x) + "<div class=\"pair\">\n";
   for (std::size_t k = 0; k < x.weights.size(); ++k) {
-    HeatmapSpec spec = grid(p, fmt::format("weights-{}", k), "a[i,j]" + head_label(x, k),
-                            x.weights[k], ColourScale::sequential);
+    HeatmapSpec spec = attention_grid(p, fmt::format("weights-{}", k), "a[i,j]" + head_label(x, k),
+                                      x.weights[k], ColourScale::sequential);
     spec.limit = 1.0;  // probabilities
     out += figure(spec, "Row i: where output step i looks in the source.");
   }
@@ -102,7 +149,9 @@ std::string gradients_section(const ExplainPage& p) {
   std::string out =
       "<h2>3. Gradients of L with respect to the weights and the scores</h2>\n"
       "<p>Backward reaches a<sub>ij</sub> from the context sum: dL/da<sub>ij</sub> = "
-      "dL/dc<sub>i</sub> \u00b7 h<sub>j</sub>. The softmax backward then turns it into the "
+      "dL/dc<sub>i</sub> \u00b7 " +
+      std::string(x.arch == Arch::rnn ? "h" : "v") +
+      "<sub>j</sub>. The softmax backward then turns it into the "
       "scores' gradient (<code>softmax_backward</code>, tensor/softmax.cpp):</p>\n"
       "<pre>dL/de_ij = a_ij (dL/da_ij \u2212 \u03a3_k a_ik dL/da_ik)</pre>\n"
       "<p>A score gains gradient only where its weight is large <em>and</em> its "
@@ -114,23 +163,38 @@ std::string gradients_section(const ExplainPage& p) {
         "figure to within {:.2g} (largest difference from autograd{}).</p>\n<div "
         "class=\"pair\">\n",
         max_abs_difference(formula, x.dscores[k]), head_label(x, k));
-    out += figure(grid(p, fmt::format("dweights-{}", k), "dL/da[i,j]" + head_label(x, k),
-                       x.dweights[k], ColourScale::diverging),
+    out += figure(attention_grid(p, fmt::format("dweights-{}", k), "dL/da[i,j]" + head_label(x, k),
+                                 x.dweights[k], ColourScale::diverging),
                   "Red: raising a<sub>ij</sub> would raise the loss; blue: lower it.");
-    out += figure(grid(p, fmt::format("dscores-{}", k), "dL/de[i,j]" + head_label(x, k),
-                       x.dscores[k], ColourScale::diverging),
+    out += figure(attention_grid(p, fmt::format("dscores-{}", k), "dL/de[i,j]" + head_label(x, k),
+                                 x.dscores[k], ColourScale::diverging),
                   "What the scorer's parameters receive, position by position.");
     out += "</div>\n";
   }
   return out;
 }
 
+// What h_j is, for each arch.
+std::string source_state(Arch arch) {
+  switch (arch) {
+    case Arch::rnn:
+      return "the encoder's top-layer state at source position j (both directions), through "
+             "attention and through the recurrence";
+    case Arch::transformer:
+      return "the encoder's output at source position j (the memory every cross-attention layer "
+             "reads), through every decoder layer";
+    case Arch::decoder_only:
+      return "the embedded source token j (token and position: the stack's input), through "
+             "every self-attention layer";
+  }
+  return {};
+}
+
 std::string states_section(const ExplainPage& p) {
   std::string out =
-      "<h2>4. Gradient reaching each encoder state</h2>\n<p>||d loss<sub>i</sub> / "
-      "d h<sub>j</sub>||: how strongly the loss at output step i reaches the encoder's top-layer "
-      "state at source position j (both directions), through attention and through the "
-      "recurrence (<code>explain</code>, seq2seq/explain.cpp).</p>\n";
+      "<h2>4. Gradient reaching each source position</h2>\n<p>||d loss<sub>i</sub> "
+      "/ d h<sub>j</sub>||: how strongly the loss at output step i reaches " +
+      source_state(p.model.x.arch) + " (<code>explain</code>, seq2seq/explain.cpp).</p>\n";
   double limit = 0;
   for (const Grid* g : {&p.model.x.state_grad, p.compare ? &p.compare->x.state_grad : nullptr}) {
     if (g == nullptr) continue;

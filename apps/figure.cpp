@@ -178,15 +178,49 @@ std::string xml_escape(const std::string& s) {
   return out;
 }
 
-std::string heatmap_figure(const HeatmapSpec& spec) {
-  const Layout l = layout(spec);
+namespace {
+
+// The figure as an <svg> element whose top left corner sits at (x, y) of its parent.
+std::string figure_at(const HeatmapSpec& spec, const Layout& l, int x, int y) {
   const double limit = limit_of(spec);
   return fmt::format(
-             "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"{}\" width=\"{}\" height=\"{}\" "
-             "font-family=\"monospace\" font-size=\"13\">\n<rect width=\"100%\" height=\"100%\" "
-             "fill=\"white\"/>\n",
-             xml_escape(spec.id), l.width, l.height) +
+             "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"{}\" x=\"{}\" y=\"{}\" "
+             "width=\"{}\" height=\"{}\" font-family=\"monospace\" font-size=\"13\">\n<rect "
+             "width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+             xml_escape(spec.id), x, y, l.width, l.height) +
          axes(spec, l) + cells(spec, l, limit) + colour_bar(spec, l, limit) + "</svg>\n";
+}
+
+}  // namespace
+
+std::string heatmap_figure(const HeatmapSpec& spec) {
+  return figure_at(spec, layout(spec), 0, 0);
+}
+
+std::string heatmap_panels(const std::vector<HeatmapSpec>& panels, std::size_t columns,
+                           const std::string& title) {
+  constexpr int kTitleH = 32;
+  std::vector<Layout> ls;
+  int cell_w = 0, cell_h = 0;  // every panel gets the largest one's box
+  for (const HeatmapSpec& p : panels) {
+    ls.push_back(layout(p));
+    cell_w = std::max(cell_w, ls.back().width);
+    cell_h = std::max(cell_h, ls.back().height);
+  }
+  columns = std::max<std::size_t>(1, std::min(columns, panels.size()));
+  const auto rows = static_cast<int>((panels.size() + columns - 1) / columns);
+  std::string body;
+  for (std::size_t i = 0; i < panels.size(); ++i) {
+    body += figure_at(panels[i], ls[i], cell_w * static_cast<int>(i % columns),
+                      kTitleH + cell_h * static_cast<int>(i / columns));
+  }
+  return fmt::format(
+             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
+             "font-family=\"monospace\" font-size=\"13\">\n<rect width=\"100%\" height=\"100%\" "
+             "fill=\"white\"/>\n<text x=\"4\" y=\"22\" font-weight=\"bold\" "
+             "font-size=\"15\">{}</text>\n",
+             cell_w * static_cast<int>(columns), kTitleH + cell_h * rows, xml_escape(title)) +
+         body + "</svg>\n";
 }
 
 }  // namespace seqgrad::app

@@ -29,6 +29,9 @@ struct HeatmapSpec {
 };
 
 std::string heatmap_figure(const HeatmapSpec& spec);
+// Several figures in one <svg>, `columns` a row, under a title (e.g. one per layer and head).
+std::string heatmap_panels(const std::vector<HeatmapSpec>& panels, std::size_t columns,
+                           const std::string& title);
 
 // &, <, >, " and ' as XML entities.
 std::string xml_escape(const std::string& s);

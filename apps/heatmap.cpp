@@ -53,4 +53,24 @@ std::string heatmap_svg(const std::vector<std::string>& source,
   return heatmap_figure(spec);
 }
 
+std::string heatmap_layers_svg(const std::vector<std::string>& columns,
+                               const std::vector<std::string>& output,
+                               const std::vector<std::vector<std::vector<double>>>& views,
+                               std::size_t heads, const std::string& title,
+                               const std::string& col_axis) {
+  std::vector<HeatmapSpec> panels;
+  for (std::size_t v = 0; v < views.size(); ++v) {
+    HeatmapSpec spec;
+    spec.id = fmt::format("attention-{}-{}", v / heads, v % heads);
+    spec.title = fmt::format("layer {}, head {}", v / heads, v % heads);
+    spec.rows = output;
+    spec.cols = columns;
+    spec.col_axis = col_axis;
+    spec.values = views[v];
+    spec.limit = 1.0;  // weights are probabilities
+    panels.push_back(std::move(spec));
+  }
+  return heatmap_panels(panels, heads, title);
+}
+
 }  // namespace seqgrad::app

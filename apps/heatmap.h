@@ -17,4 +17,12 @@ std::string heatmap_text(const std::vector<std::string>& source,
 std::string heatmap_svg(const std::vector<std::string>& source,
                         const std::vector<std::string>& output, const Matrix& weights);
 
+// The Transformer families' views in one SVG document: a panel per layer (a row) and head (a
+// column), views[l * heads + k] [T_out][columns].
+std::string heatmap_layers_svg(const std::vector<std::string>& columns,
+                               const std::vector<std::string>& output,
+                               const std::vector<std::vector<std::vector<double>>>& views,
+                               std::size_t heads, const std::string& title,
+                               const std::string& col_axis = "source position j");
+
 }  // namespace seqgrad::app

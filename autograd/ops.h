@@ -121,6 +121,11 @@ Variable gru_cell(const Variable& xp, const Variable& hp, const Variable& h_prev
 Variable additive_scores(const Variable& uk, const Variable& wq, const Variable& v);
 
 // --- scaled dot-product attention (ops_sdpa.cpp); H heads, Tq queries, Tk keys, D head size ---
+// The scores S = scale q k^T and the weights P = softmax(S, keep) as Variables of the graph, so
+// that backward leaves dL/dS and dL/dP in them (retain_grad): what views of attention draw.
+struct SdpaTrace {
+  Variable scores, weights;  // [.., Tq, Tk]
+};
 struct SdpaOptions {
   Tensor mask;                // boolean, broadcastable to [.., Tq, Tk]; true keeps (as softmax's)
   bool causal = false;        // also drop key j > query i + (Tk - Tq) (bottom-right aligned)
@@ -128,6 +133,9 @@ struct SdpaOptions {
   double dropout = 0;         // of the weights, in [0, 1) (inverted dropout)
   Generator* gen = nullptr;   // draws the dropout mask; nullptr: the default generator
   bool need_weights = false;  // return the weights (after masking, before dropout)
+  // Set: computed from matmul, masked softmax and matmul instead of the fused node, with the
+  // scores and weights kept here (views only: slower, and no dropout).
+  SdpaTrace* trace = nullptr;
 };
 struct SdpaResult {
   Variable out;    // [.., Tq, Dv]

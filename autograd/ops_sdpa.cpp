@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "tensor/elementwise.h"
 #include "tensor/sdpa.h"
 
 namespace seqgrad {
@@ -65,6 +66,45 @@ void check_sdpa(const Variable& q, const Variable& k, const Variable& v, const S
   }
 }
 
+// softmax's keep-mask of the scores [..,Tq,Tk]: the given mask and, if causal, key j <= query
+// i + (Tk - Tq).
+Tensor composite_keep(const Shape& scores, const SdpaOptions& o) {
+  if (!o.causal) return o.mask;
+  const std::int64_t Tq = scores[scores.size() - 2], Tk = scores.back();
+  Tensor causal = Tensor::zeros({Tq, Tk}, DType::boolean);
+  auto* c = static_cast<std::uint8_t*>(causal.raw_data());
+  for (std::int64_t i = 0; i < Tq; ++i) {
+    for (std::int64_t j = 0; j < Tk; ++j) c[i * Tk + j] = j <= i + (Tk - Tq);
+  }
+  if (!o.mask.defined()) return causal;
+  return where(o.mask, causal, Tensor::zeros({1}, DType::boolean));
+}
+
+// a [..,n,m] @ b [..,m,p] for 3-D or 4-D operands (matmul's batch is one leading axis).
+Variable batched_matmul(const Variable& a, const Variable& b) {
+  if (a.dim() == 3) return matmul(a, b);
+  const std::int64_t B = a.size(0), H = a.size(1);
+  const Variable y =
+      matmul(reshape(a, {B * H, a.size(2), a.size(3)}), reshape(b, {B * H, b.size(2), b.size(3)}));
+  return reshape(y, {B, H, y.size(1), y.size(2)});
+}
+
+// The same attention from ops that each have their own backward, keeping S and P.
+SdpaResult traced_attention(const Variable& q, const Variable& k, const Variable& v,
+                            const SdpaOptions& o, double scale) {
+  if (o.dropout > 0) {
+    throw ValueError(fmt::format("{}: a traced call takes no dropout (got {}; HINT: eval mode)",
+                                 op_name(Op::scaled_dot_product_attention), o.dropout));
+  }
+  SdpaTrace& t = *o.trace;
+  t.scores = batched_matmul(q, transpose(k, -2, -1)) * scale;
+  t.weights = softmax(t.scores, -1, composite_keep(t.scores.shape(), o));
+  SdpaResult r;
+  if (o.need_weights) r.weights = t.weights.data();
+  r.out = batched_matmul(t.weights, v);
+  return r;
+}
+
 }  // namespace
 
 // S = scale q k^T, P = softmax(S, mask), Pd = P * keep / (1 - p) (dropout), y = Pd v;
@@ -74,6 +114,7 @@ SdpaResult scaled_dot_product_attention(const Variable& q, const Variable& k, co
                                         const SdpaOptions& o) {
   check_sdpa(q, k, v, o);
   const double scale = o.scale > 0 ? o.scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  if (o.trace != nullptr) return traced_attention(q, k, v, o, scale);
   SdpaForward f = sdpa_forward(
       q.data(), k.data(), v.data(),
       {.mask = o.mask, .causal = o.causal, .scale = scale, .dropout = o.dropout, .gen = o.gen});

@@ -144,6 +144,7 @@ AttentionOutput MultiheadAttention::attend_heads(const Variable& q, const KV& kv
   o.dropout = training() ? dropout_ : 0.0;
   o.gen = gen_;
   o.need_weights = need_weights;
+  if (trace_ != nullptr) o.trace = &trace_->emplace_back();
   SdpaResult r = scaled_dot_product_attention(q, kv.k, kv.v, o);
   // [B,H,Tq,D] -> [B,Tq,H,D] -> [B,Tq,E]
   const Variable merged = reshape(permute(r.out, {0, 2, 1, 3}), {B, Tq, embed_dim_});

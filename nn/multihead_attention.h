@@ -15,6 +15,9 @@
 // Shape legend: B batch, Tq queries, Tk keys, E embed_dim, H heads, D head size (E / H).
 #pragma once
 
+#include <vector>
+
+#include "autograd/ops.h"
 #include "nn/linear.h"
 #include "nn/module.h"
 #include "tensor/random.h"
@@ -80,6 +83,11 @@ class MultiheadAttention : public Module {
   std::int64_t head_dim() const { return embed_dim_ / num_heads_; }
   double dropout() const { return dropout_; }
 
+  // For views of attention: while `sink` is set, every call appends its scores and weights as
+  // Variables of the graph ([B,H,Tq,Tk] each; see SdpaOptions::trace), so a backward leaves
+  // their gradients. Not for training, nor for a module shared by threads.
+  void trace_into(std::vector<SdpaTrace>* sink) const { trace_ = sink; }
+
   Variable in_proj_weight;  // [3E,E]
   Variable in_proj_bias;    // [3E], undefined without bias
   Linear out_proj;          // E -> E
@@ -96,6 +104,7 @@ class MultiheadAttention : public Module {
   std::int64_t embed_dim_, num_heads_;
   double dropout_;
   Generator* gen_;
+  mutable std::vector<SdpaTrace>* trace_ = nullptr;  // a probe, not the module's state
 };
 
 }  // namespace seqgrad

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "seq2seq/transformer_model.h"
 #include "tensor/reduce.h"
 
 namespace seqgrad {
@@ -85,21 +86,14 @@ std::vector<double> state_norms(const Pass& p, const Seq2Seq& model, std::int64_
   return norms;
 }
 
-}  // namespace
-
-Explanation explain(Seq2Seq& model, const std::vector<std::int64_t>& source,
-                    const std::vector<std::int64_t>& target) {
-  if (source.empty() || target.empty() || target.back() != kEosId) {
-    throw ValueError(fmt::format(
-        "explain: the source ({} ids) and target ({} ids) must not be empty, and the target "
-        "must end with </s>",
-        source.size(), target.size()));
-  }
+Explanation explain_recurrent(Seq2Seq& model, const std::vector<std::int64_t>& source,
+                              const std::vector<std::int64_t>& target) {
   const auto S = static_cast<std::int64_t>(source.size());
   Explanation x;
   x.source = source;
   x.target = target;
   x.heads = model.decoder().has_attention() ? model.config().heads : 0;
+  x.layers = x.heads > 0 ? 1 : 0;
   {
     Pass p = forward(model, source, target);
     if (x.heads > 0) {
@@ -127,6 +121,129 @@ Explanation explain(Seq2Seq& model, const std::vector<std::int64_t>& source,
     p.losses[i].backward();
     x.state_grad.push_back(state_norms(p, model, S));
   }
+  return x;
+}
+
+// --- the Transformer families ---
+
+// One teacher-forced pass of a Transformer family, with the losses of its steps.
+struct TracedSteps {
+  TracedPass pass;
+  std::vector<Variable> losses;  // loss_i, scalars
+};
+
+TracedSteps traced_steps(const Seq2Seq& model, const std::vector<std::int64_t>& source,
+                         const std::vector<std::int64_t>& target) {
+  const auto S = static_cast<std::int64_t>(source.size());
+  const auto T = static_cast<std::int64_t>(target.size());
+  std::vector<std::int64_t> input{kBosId};  // <s> y_1 .. y_{T-1}
+  input.insert(input.end(), target.begin(), target.end() - 1);
+  const Tensor src = Tensor::from_vector(source, {1, S}),
+               tgt_in = Tensor::from_vector(input, {1, T});
+  TracedSteps t;
+  if (const auto* m = dynamic_cast<const TransformerSeq2Seq*>(&model.architecture())) {
+    t.pass = m->traced(src, tgt_in);
+  } else {
+    t.pass = dynamic_cast<const DecoderOnly&>(model.architecture()).traced(src, tgt_in);
+  }
+  const Variable logits = reshape(t.pass.logits, {T, -1});
+  for (std::int64_t i = 0; i < T; ++i) {
+    t.losses.push_back(cross_entropy(narrow(logits, 0, i, 1),
+                                     Tensor::from_vector(std::vector{target[i]}, {1}), -1, 0.0,
+                                     Reduction::sum));
+  }
+  return t;
+}
+
+// Rows [first, first + count) of head k of a [1,K,R,C] tensor, as doubles.
+Matrix head_rows(const Tensor& t, std::int64_t k, std::int64_t first, std::int64_t count) {
+  const Tensor m = t.select(0, 0).select(0, k).narrow(0, first, count).contiguous();
+  const std::vector<double> v = m.to_vector<double>();
+  const auto C = static_cast<std::size_t>(m.size(1));
+  Matrix out;
+  for (std::size_t r = 0; r < static_cast<std::size_t>(count); ++r) {
+    out.emplace_back(v.begin() + static_cast<std::ptrdiff_t>(r * C),
+                     v.begin() + static_cast<std::ptrdiff_t>((r + 1) * C));
+  }
+  return out;
+}
+
+void fill_layers(const TracedSteps& t, Explanation& x) {
+  const auto S = static_cast<std::int64_t>(x.source.size());
+  const auto T = static_cast<std::int64_t>(x.target.size());
+  const std::int64_t first = x.arch == Arch::decoder_only ? S : 0;  // the rows predicting y
+  for (const SdpaTrace& layer : t.pass.attention) {
+    for (std::int64_t k = 0; k < x.heads; ++k) {
+      x.weights.push_back(head_rows(layer.weights.data(), k, first, T));
+      x.dweights.push_back(head_rows(layer.weights.grad(), k, first, T));
+      x.scores.push_back(head_rows(layer.scores.data(), k, first, T));
+      x.dscores.push_back(head_rows(layer.scores.grad(), k, first, T));
+    }
+  }
+}
+
+// || d loss_i / d h_j || over the model width, for each source position j.
+std::vector<double> position_norms(const Tensor& grad, std::int64_t S) {
+  std::vector<double> norms(static_cast<std::size_t>(S), 0.0);
+  if (!grad.defined()) return norms;
+  const std::vector<double> g = grad.contiguous().to_vector<double>();
+  const std::size_t E = g.size() / norms.size();
+  for (std::size_t j = 0; j < norms.size(); ++j) {
+    for (std::size_t e = 0; e < E; ++e) norms[j] += g[j * E + e] * g[j * E + e];
+    norms[j] = std::sqrt(norms[j]);
+  }
+  return norms;
+}
+
+Explanation explain_transformer(Seq2Seq& model, const std::vector<std::int64_t>& source,
+                                const std::vector<std::int64_t>& target) {
+  Explanation x;
+  x.arch = model.arch();
+  x.source = source;
+  x.target = target;
+  x.heads = model.config().heads;
+  x.layers = model.config().layers;
+  x.target_keys = x.arch == Arch::decoder_only ? static_cast<std::int64_t>(target.size()) : 0;
+  {
+    TracedSteps t = traced_steps(model, source, target);
+    for (SdpaTrace& layer : t.pass.attention) {
+      layer.weights.retain_grad();
+      layer.scores.retain_grad();
+    }
+    const Variable total = sum(stack(t.losses, 0));
+    total.backward();
+    x.loss = total.item();
+    const Tensor logits =
+        reshape(t.pass.logits, {static_cast<std::int64_t>(target.size()), -1}).data();
+    for (std::size_t i = 0; i < t.losses.size(); ++i) {
+      x.step_loss.push_back(t.losses[i].item());
+      x.predicted.push_back(static_cast<std::int64_t>(
+          argmax(logits.narrow(0, static_cast<std::int64_t>(i), 1), 1).item()));
+    }
+    fill_layers(t, x);
+  }
+  for (std::size_t i = 0; i < target.size(); ++i) {
+    TracedSteps t = traced_steps(model, source, target);
+    t.pass.source_states.retain_grad();
+    t.losses[i].backward();
+    x.state_grad.push_back(
+        position_norms(t.pass.source_states.grad(), static_cast<std::int64_t>(source.size())));
+  }
+  return x;
+}
+
+}  // namespace
+
+Explanation explain(Seq2Seq& model, const std::vector<std::int64_t>& source,
+                    const std::vector<std::int64_t>& target) {
+  if (source.empty() || target.empty() || target.back() != kEosId) {
+    throw ValueError(fmt::format(
+        "explain: the source ({} ids) and target ({} ids) must not be empty, and the target "
+        "must end with </s>",
+        source.size(), target.size()));
+  }
+  Explanation x = model.arch() == Arch::rnn ? explain_recurrent(model, source, target)
+                                            : explain_transformer(model, source, target);
   model.zero_grad();
   return x;
 }

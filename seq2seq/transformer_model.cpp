@@ -48,6 +48,24 @@ AttentionMasks masks(Tensor key_padding, bool causal = false) {
   return m;
 }
 
+// Points the attention probes of `modules` at a sink (if any) for one pass, and clears them
+// however the pass ends.
+class ProbeScope {
+ public:
+  ProbeScope(std::vector<const MultiheadAttention*> modules, std::vector<SdpaTrace>* sink)
+      : modules_(sink != nullptr ? std::move(modules) : std::vector<const MultiheadAttention*>{}) {
+    for (const auto* m : modules_) m->trace_into(sink);
+  }
+  ~ProbeScope() {
+    for (const auto* m : modules_) m->trace_into(nullptr);
+  }
+  ProbeScope(const ProbeScope&) = delete;
+  ProbeScope& operator=(const ProbeScope&) = delete;
+
+ private:
+  std::vector<const MultiheadAttention*> modules_;
+};
+
 // Rows b*repeat + i = row b.
 Tensor repeat_rows(std::int64_t B, std::int64_t repeat) {
   std::vector<std::int64_t> rows;
@@ -159,10 +177,27 @@ LossResult TransformerSeq2Seq::loss(const Tensor& src, const std::vector<std::in
 }
 
 Variable TransformerSeq2Seq::logits(const Tensor& src, const Tensor& tgt_in) const {
-  const Variable memory = encode(src);
-  const Variable h = transformer_.decoder.forward(io_.target(tgt_in), memory, masks({}, true),
-                                                  masks(padding(src)));
-  return io_.logits(h);
+  return pass(src, tgt_in, nullptr).logits;
+}
+
+TracedPass TransformerSeq2Seq::traced(const Tensor& src, const Tensor& tgt_in) const {
+  std::vector<SdpaTrace> sink;
+  TracedPass p = pass(src, tgt_in, &sink);
+  p.attention = std::move(sink);
+  return p;
+}
+
+TracedPass TransformerSeq2Seq::pass(const Tensor& src, const Tensor& tgt_in,
+                                    std::vector<SdpaTrace>* sink) const {
+  std::vector<const MultiheadAttention*> cross;
+  for (const auto& layer : transformer_.decoder.layers) cross.push_back(&layer->multihead_attn);
+  const ProbeScope probes(cross, sink);
+  TracedPass p;
+  p.source_states = encode(src);
+  const Variable h = transformer_.decoder.forward(io_.target(tgt_in), p.source_states,
+                                                  masks({}, true), masks(padding(src)));
+  p.logits = io_.logits(h);
+  return p;
 }
 
 namespace {
@@ -225,12 +260,30 @@ LossResult DecoderOnly::loss(const Tensor& src, const std::vector<std::int64_t>&
 }
 
 Variable DecoderOnly::logits(const Tensor& src, const Tensor& tgt_in) const {
+  return pass(src, tgt_in, nullptr).logits;
+}
+
+TracedPass DecoderOnly::traced(const Tensor& src, const Tensor& tgt_in) const {
+  std::vector<SdpaTrace> sink;
+  TracedPass p = pass(src, tgt_in, &sink);
+  p.attention = std::move(sink);
+  return p;
+}
+
+TracedPass DecoderOnly::pass(const Tensor& src, const Tensor& tgt_in,
+                             std::vector<SdpaTrace>* sink) const {
+  std::vector<const MultiheadAttention*> self;
+  for (const auto& layer : stack_.layers) self.push_back(&layer->self_attn);
+  const ProbeScope probes(self, sink);
   const std::int64_t S = src.size(1), T = tgt_in.size(1);
+  TracedPass p;
+  p.source_states = io_.source(src);
   // [source | <s> y]: the source's padding sits between the two, masked as a key
-  const Variable x = concat({io_.source(src), io_.target(tgt_in)}, 1);
+  const Variable x = concat({p.source_states, io_.target(tgt_in)}, 1);
   const Tensor pad = concat({padding(src), padding(tgt_in)}, 1);
   const Variable h = stack_.forward(x, masks(pad, true));
-  return io_.logits(narrow(h, 1, S, T));
+  p.logits = io_.logits(narrow(h, 1, S, T));
+  return p;
 }
 
 namespace {

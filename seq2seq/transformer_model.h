@@ -45,6 +45,15 @@ class TokenIO : public Module {
   bool tied_;
 };
 
+// A teacher-forced pass with what views of one example read (seq2seq/explain.h).
+struct TracedPass {
+  Variable logits;         // [B,T,V]
+  Variable source_states;  // [B,S,E]: the encoder's output; decoder-only: the embedded source
+  // One per layer, in the graph: the cross-attention [B,H,T,S]; decoder-only: the
+  // self-attention over [source | <s> y], [B,H,S+T,S+T].
+  std::vector<SdpaTrace> attention;
+};
+
 // The nn options a ModelConfig implies (d_model = hidden, F = ff or 4 x hidden).
 TransformerOptions transformer_options(const ModelConfig& config);
 
@@ -62,8 +71,11 @@ class TransformerSeq2Seq : public Architecture {
   Variable encode(const Tensor& src) const;
   // Teacher-forced logits [B,T,V] of tgt_in [B,T] (<s> y), all positions at once.
   Variable logits(const Tensor& src, const Tensor& tgt_in) const;
+  // The same pass, keeping the encoder's output and each layer's cross-attention.
+  TracedPass traced(const Tensor& src, const Tensor& tgt_in) const;
 
  private:
+  TracedPass pass(const Tensor& src, const Tensor& tgt_in, std::vector<SdpaTrace>* sink) const;
   TokenIO io_;
   Transformer transformer_;  // "encoder.*", "decoder.*"
 };
@@ -80,8 +92,11 @@ class DecoderOnly : public Architecture {
   const TransformerEncoder& stack() const { return stack_; }
   // Teacher-forced logits [B,T,V] of tgt_in [B,T] (<s> y) after the source, all at once.
   Variable logits(const Tensor& src, const Tensor& tgt_in) const;
+  // The same pass, keeping the embedded source and each layer's self-attention.
+  TracedPass traced(const Tensor& src, const Tensor& tgt_in) const;
 
  private:
+  TracedPass pass(const Tensor& src, const Tensor& tgt_in, std::vector<SdpaTrace>* sink) const;
   TokenIO io_;
   TransformerEncoder stack_;  // "decoder.*": causal self-attention layers, a final norm if pre-norm
 };

@@ -211,16 +211,31 @@ TEST_CASE("cli: --arch transformer and decoder-only train, decode, resume exactl
     CAPTURE(tr.out);
     REQUIRE(tr.status == 0);
     CHECK(tr.out.find("cba\n") != std::string::npos);
+    // the views: a panel per layer and head (2 x 4), the explain page and the graph
     const std::string svg = dir.file("a.svg");
     const Run a = run("attention --model " + straight + " --input hello --svg " + svg);
     CAPTURE(a.out);
-    if (std::string(arch) == "transformer") {
-      CHECK(a.status == 0);
-      CHECK(file_text(svg).find(">h</text>") != std::string::npos);
-    } else {
-      CHECK(a.status != 0);
-      CHECK(a.out.find("no cross-attention") != std::string::npos);
+    REQUIRE(a.status == 0);
+    const std::string drawn = file_text(svg);
+    CHECK(drawn.find(">h</text>") != std::string::npos);
+    CHECK(drawn.find("id=\"attention-1-3\"") != std::string::npos);
+    CHECK(drawn.find("id=\"attention-2-0\"") == std::string::npos);
+    const bool decoder_only = std::string(arch) == "decoder-only";
+    CHECK((drawn.find(">&lt;s&gt;<tspan") != std::string::npos) == decoder_only);
+    const std::string page = dir.file("page.html");
+    const Run x = run("explain --model " + straight + " --input hello --out " + page);
+    CAPTURE(x.out);
+    REQUIRE(x.status == 0);
+    const std::string html = file_text(page);
+    for (const char* id : {"weights-7", "dweights-7", "dscores-0", "state-grad"}) {
+      CHECK(html.find(fmt::format("id=\"{}\"", id)) != std::string::npos);
     }
+    CHECK(html.find(decoder_only ? "self_attn" : "multihead_attn") != std::string::npos);
+    const Run g = run("graph --model " + straight + " --input hello --dot " + dir.file("g.dot"));
+    CAPTURE(g.out);
+    REQUIRE(g.status == 0);
+    CHECK(file_text(dir.file("g.dot")).find(decoder_only ? "self_attn" : "multihead_attn") !=
+          std::string::npos);
   }
   const Run bad = run(std::string(kSmall) + "--arch transformer --heads 5 --steps 1");
   CHECK(bad.status != 0);

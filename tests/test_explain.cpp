@@ -8,6 +8,7 @@
 
 #include "autograd/autograd.h"
 #include "seq2seq/explain.h"
+#include "tensor/reduce.h"
 
 namespace seqgrad {
 namespace {
@@ -99,6 +100,78 @@ TEST_CASE("explain: with and without attention every encoder state receives grad
       for (double v : row) CHECK((std::isfinite(v) && v > 0));
     }
     CHECK(x.weights.empty() == (scorer == "none"));
+  }
+}
+
+// --- the Transformer families: the same quantities per layer and head ---
+
+ModelConfig tiny_transformer(const std::string& arch) {
+  ModelConfig c = tiny("general", 2);
+  c.arch = arch;
+  c.hidden = 8;
+  c.layers = 2;
+  c.ff = 16;
+  c.dropout = 0;
+  return c;
+}
+
+TEST_CASE("explain: a Transformer's losses, weights per layer and head and the softmax backward") {
+  for (const std::string arch : {"transformer", "decoder-only"}) {
+    CAPTURE(arch);
+    Generator gen(3);
+    Seq2Seq model(tiny_transformer(arch), gen);
+    model.eval();
+    const Explanation x = explain(model, kSource, kTarget);
+    const bool decoder_only = arch == "decoder-only";
+    REQUIRE(x.layers == 2);
+    REQUIRE(x.heads == 2);
+    REQUIRE(x.weights.size() == 4);  // layer by layer, head by head
+    CHECK(x.target_keys == (decoder_only ? 4 : 0));
+    CHECK(x.loss == doctest::Approx(model_loss_sum(model)).epsilon(1e-12));
+    const std::size_t S = kSource.size(), C = S + static_cast<std::size_t>(x.target_keys);
+    for (std::size_t v = 0; v < x.weights.size(); ++v) {
+      CAPTURE(v);
+      const Matrix de = softmax_backward_rows(x.weights[v], x.dweights[v]);
+      REQUIRE(x.weights[v].size() == kTarget.size());
+      for (std::size_t i = 0; i < kTarget.size(); ++i) {
+        REQUIRE(x.weights[v][i].size() == C);
+        double row = 0;
+        for (std::size_t j = 0; j < C; ++j) {
+          row += x.weights[v][i][j];
+          CHECK(de[i][j] == doctest::Approx(x.dscores[v][i][j]).epsilon(1e-9));
+          // decoder-only: output step i sees the source and the inputs <s> y_1 .. y_i only
+          if (decoder_only && j > S + i) CHECK(x.weights[v][i][j] == 0.0);
+        }
+        CHECK(row == doctest::Approx(1.0).epsilon(1e-12));
+      }
+    }
+    REQUIRE(x.state_grad.size() == kTarget.size());
+    for (const auto& row : x.state_grad) {
+      REQUIRE(row.size() == S);
+      for (double g : row) CHECK((std::isfinite(g) && g > 0));
+    }
+    for (const Variable& p : model.parameters()) CHECK_FALSE(p.grad().defined());
+  }
+}
+
+// The page's weights come from one full pass in the traced (unfused) form; cached decoding runs
+// the fused op a step at a time. The last layer's mean over heads is what decoding reports.
+TEST_CASE("explain: a Transformer's weights are those its cached decoding uses") {
+  Generator gen(4);
+  Seq2Seq model(tiny_transformer("transformer"), gen);
+  model.eval();
+  const Explanation x = explain(model, kSource, kTarget);
+  const auto S = static_cast<std::int64_t>(kSource.size());
+  auto session = model.architecture().decode(Tensor::from_vector(kSource, {1, S}), {S}, 1);
+  std::int64_t y_prev = kBosId;
+  for (std::size_t i = 0; i < kTarget.size(); ++i) {
+    const Tensor w = session->step(Tensor::from_vector(std::vector{y_prev}, {1})).weights.data();
+    const std::vector<double> step = w.to_vector<double>();
+    for (std::size_t j = 0; j < kSource.size(); ++j) {
+      const double mean = (x.weights[2][i][j] + x.weights[3][i][j]) / 2;  // layer 1, heads 0, 1
+      CHECK(step[j] == doctest::Approx(mean).epsilon(1e-12));
+    }
+    y_prev = kTarget[i];
   }
 }
 

@@ -233,6 +233,58 @@ TEST_CASE("sdpa: fused forward and backward equal the composite in float32 (1e-5
   compare_with_reference(DType::f32, 1e-5);
 }
 
+// The traced path (SdpaOptions::trace) is built from other ops: it must give the fused op's
+// numbers, and keep scores and weights whose gradients satisfy the softmax backward.
+TEST_CASE("sdpa: a traced call equals the fused op and keeps scores and weights in the graph") {
+  for (const Config& c : configs()) {
+    if (c.dropout > 0) continue;  // a traced call takes none
+    CAPTURE(c.what);
+    Generator gen(11);
+    const Tensor tq = make_input(c.q, c, DType::f64, gen);
+    const Tensor tk = make_input(c.k, c, DType::f64, gen);
+    const Tensor tv = make_input(c.v, c, DType::f64, gen);
+    SdpaOptions o;
+    o.mask = make_mask(c, gen);
+    o.causal = c.causal;
+    o.scale = c.scale;
+    Shape out_shape = c.q;
+    out_shape.back() = c.v.back();
+    const Tensor up = normal(out_shape, 0, 1, DType::f64, gen);
+    const Run fused = run(scaled_dot_product_attention, tq, tk, tv, up, c, o);
+    SdpaTrace trace;
+    auto traced = [&trace](const Variable& q, const Variable& k, const Variable& v,
+                           SdpaOptions options) {
+      options.trace = &trace;
+      SdpaResult r = scaled_dot_product_attention(q, k, v, options);
+      CHECK(r.out.op() != Op::scaled_dot_product_attention);  // built from other ops
+      trace.scores.retain_grad();
+      trace.weights.retain_grad();
+      return r;
+    };
+    const Run t = run(traced, tq, tk, tv, up, c, o);
+    CHECK(max_error(t.out, fused.out) < 1e-12);
+    CHECK(max_error(t.weights, fused.weights) < 1e-12);
+    CHECK(max_error(trace.weights.data(), fused.weights) < 1e-12);
+    CHECK(max_error(t.dq, fused.dq) < 1e-12);
+    if (!c.self) {
+      CHECK(max_error(t.dk, fused.dk) < 1e-12);
+      CHECK(max_error(t.dv, fused.dv) < 1e-12);
+    }
+    // dS = P (dP - rowsum(dP P)), from the kept weights and their gradient
+    const Tensor P = trace.weights.data(), dP = trace.weights.grad();
+    const Tensor dS = mul(P, sub(dP, sum(mul(dP, P), {-1}, true)));
+    CHECK(max_error(trace.scores.grad(), dS) < 1e-12);
+  }
+  SdpaTrace trace;
+  SdpaOptions with_dropout;
+  with_dropout.trace = &trace;
+  with_dropout.dropout = 0.1;
+  Generator gen(3);
+  const Variable x(normal({1, 2, 4}, 0, 1, DType::f64, gen));
+  CHECK_THROWS_WITH_AS(scaled_dot_product_attention(x, x, x, with_dropout),
+                       doctest::Contains("a traced call takes no dropout"), ValueError);
+}
+
 TEST_CASE("sdpa: one tape node per call, holding q, k and v") {
   Generator gen(1);
   const Variable q(normal({2, 3, 4}, 0, 1, DType::f64, gen), true);

@@ -12,8 +12,7 @@ Variable dropout(const Variable& x, double p, bool training, Generator& gen) {
     throw ValueError(fmt::format("dropout: probability {} is outside [0, 1)", p));
   }
   if (!training || p == 0) return x;
-  const Tensor keep = bernoulli(x.shape(), 1.0 - p, gen).astype(x.dtype());
-  return x * Variable(affine(keep, 1.0 / (1.0 - p), 0.0));
+  return x * Variable(dropout_mask(x.shape(), p, x.dtype(), gen));
 }
 
 Dropout::Dropout(double p, Generator& gen) : p_(p), gen_(&gen) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <numbers>
@@ -38,6 +40,21 @@ std::uint64_t Generator::next_u64() {
   s_[2] ^= t;
   s_[3] = rotl(s_[3], 45);
   return result;
+}
+
+void Generator::fill_u64(std::uint64_t* out, std::int64_t n) {
+  std::uint64_t s0 = s_[0], s1 = s_[1], s2 = s_[2], s3 = s_[3];
+  for (std::int64_t i = 0; i < n; ++i) {  // next_u64, on locals
+    out[i] = rotl(s1 * 5, 7) * 9;
+    const std::uint64_t t = s1 << 17;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = rotl(s3, 45);
+  }
+  s_ = {s0, s1, s2, s3};
 }
 
 double Generator::next_double() {
@@ -110,13 +127,48 @@ Tensor normal(const Shape& shape, double mean, double std, DType dtype, Generato
   return t;
 }
 
+namespace {
+
+// f(i, keep_i) for i < n, keep_i = (gen.next_double() < p) from the same draws: with u a draw,
+// next_double() is (u >> 11) * 2^-53, and (u >> 11) * 2^-53 < p exactly when (u >> 11) < p * 2^53
+// (both sides scaled by a power of two, so nothing rounds).
+template <class F>
+void for_each_keep(std::int64_t n, double p, Generator& gen, F&& f) {
+  constexpr std::int64_t kChunk = 512;
+  std::array<std::uint64_t, kChunk> draws{};
+  const double threshold = p * 0x1.0p53;
+  for (std::int64_t first = 0; first < n; first += kChunk) {
+    const std::int64_t m = std::min(kChunk, n - first);
+    gen.fill_u64(draws.data(), m);
+    for (std::int64_t j = 0; j < m; ++j) {
+      f(first + j, static_cast<double>(draws[static_cast<std::size_t>(j)] >> 11) < threshold);
+    }
+  }
+}
+
+}  // namespace
+
 Tensor bernoulli(const Shape& shape, double p, Generator& gen) {
   if (!(p >= 0 && p <= 1)) {
     throw ValueError(fmt::format("bernoulli: probability {} is outside [0, 1]", p));
   }
   Tensor t = Tensor::empty(shape, DType::boolean);
   auto* q = static_cast<std::uint8_t*>(t.raw_data());
-  for (std::int64_t i = 0; i < t.numel(); ++i) q[i] = gen.next_double() < p;
+  for_each_keep(t.numel(), p, gen, [q](std::int64_t i, bool keep) { q[i] = keep; });
+  return t;
+}
+
+Tensor dropout_mask(const Shape& shape, double p, DType dtype, Generator& gen) {
+  if (!(p >= 0 && p < 1)) {
+    throw ValueError(fmt::format("dropout_mask: probability {} is outside [0, 1)", p));
+  }
+  Tensor t = Tensor::empty(shape, dtype);
+  dispatch_floating(dtype, __func__, [&]<class T>() {
+    T* m = t.data<T>();
+    const auto scale = static_cast<T>(1.0 / (1.0 - p));
+    for_each_keep(t.numel(), 1.0 - p, gen,
+                  [m, scale](std::int64_t i, bool keep) { m[i] = keep ? scale : T(0); });
+  });
   return t;
 }
 

@@ -15,6 +15,8 @@ class Generator {
   explicit Generator(std::uint64_t seed = 0) { manual_seed(seed); }
   void manual_seed(std::uint64_t seed);
   std::uint64_t next_u64();
+  // n draws of next_u64 into out, the state kept in registers meanwhile (the same numbers).
+  void fill_u64(std::uint64_t* out, std::int64_t n);
   double next_double();  // uniform in [0, 1) with 53 random bits
   double next_normal();  // standard normal (Box-Muller; the second value is cached)
   // The whole state, for checkpoints; set_state restores it exactly.
@@ -37,5 +39,9 @@ Tensor normal(const Shape& shape, double mean, double std, DType dtype = DType::
               Generator& gen = default_generator());
 // Boolean mask: true with probability p.
 Tensor bernoulli(const Shape& shape, double p, Generator& gen = default_generator());
+// Inverted dropout's mask in `dtype`: 1 / (1 - p) where bernoulli(shape, 1 - p, gen) would be
+// true, else 0 (the same draws), in one pass.
+Tensor dropout_mask(const Shape& shape, double p, DType dtype,
+                    Generator& gen = default_generator());
 
 }  // namespace seqgrad

@@ -179,6 +179,35 @@ TEST_CASE("bernoulli frequency") {
   CHECK(bernoulli({2, 3}, 0.5, g).shape() == Shape{2, 3});
 }
 
+// bernoulli and dropout_mask draw in chunks with the state in registers: they must give what
+// one next_double() per element gives, and leave the generator where that would.
+TEST_CASE("bernoulli and dropout_mask are next_double() < p, draw for draw") {
+  Generator a(23), b(23), c(23);
+  std::vector<std::uint64_t> filled(1500);
+  a.fill_u64(filled.data(), 1500);
+  for (std::uint64_t u : filled) REQUIRE(u == b.next_u64());
+  CHECK(a.state() == b.state());
+  for (const double p : {0.0, 0.1, 0.5, 0.9, 1.0}) {
+    CAPTURE(p);
+    Generator g(5), h(5);
+    const auto got = bernoulli({1300}, p, g).to_vector<std::int64_t>();  // crosses chunks
+    for (std::int64_t x : got) REQUIRE(x == (h.next_double() < p ? 1 : 0));
+    CHECK(g.state() == h.state());
+  }
+  for (const DType dtype : {DType::f32, DType::f64}) {
+    Generator g(9), h(9);
+    const Tensor mask = dropout_mask({37, 29}, 0.3, dtype, g);
+    CHECK(mask.dtype() == dtype);
+    const std::vector<double> m = mask.to_vector<double>();
+    const double scale =
+        dtype == DType::f32 ? static_cast<double>(static_cast<float>(1.0 / 0.7)) : 1.0 / 0.7;
+    for (double x : m) REQUIRE(x == (h.next_double() < 1.0 - 0.3 ? scale : 0.0));
+    CHECK(g.state() == h.state());
+  }
+  Generator g(1);
+  CHECK_THROWS_AS(dropout_mask({2}, 1.0, DType::f32, g), ValueError);
+}
+
 TEST_CASE("state and set_state round trip the stream") {
   Generator g(31);
   for (int i = 0; i < 10; ++i) g.next_u64();

@@ -2,7 +2,8 @@
 // as root in CI: --allow-run-as-root --oversubscribe). Two processes of one thread train
 // exactly as one process of two threads (the same shares of each batch and the same dropout
 // streams; the sum of two gradients is commutative), with the weights checked identical on both
-// after every step; against one process of one thread the losses agree to float32 rounding. A
+// after every step (the recurrent and the Transformer archs); against one process of one thread
+// the losses agree to float32 rounding. A
 // run killed mid-way resumes to the uninterrupted run byte for byte; a process that fails or
 // dies ends the whole job with a clear message instead of leaving the other waiting.
 // Compiled in only when CMake found MPI (SEQGRAD_MPI).
@@ -101,14 +102,15 @@ std::string tensor_bytes(const std::string& path) {
   return text.substr(8 + header);
 }
 
-// A small model (60 steps unless `extra` says otherwise), a validation every 20, and a test split.
+// A small recurrent model (unless `extra` gives --hidden) trained 60 steps (unless `extra` gives
+// --steps), a validation every 20, and a test split.
 std::string small_run(const std::string& out, const std::string& extra,
                       const std::string& test_size = "20") {
-  const std::string steps = extra.find("--steps") == std::string::npos ? "--steps 60 " : "";
+  const auto has = [&](const char* option) { return extra.find(option) != std::string::npos; };
   return "train --task reverse --min-len 3 --max-len 6 --train-size 600 --valid-size 40 "
-         "--test-size " +
-         test_size + " --embed 8 --hidden 16 --batch-size 15 --valid-every 20 " + steps + extra +
-         " --out " + out;
+         "--batch-size 15 --valid-every 20 --test-size " +
+         test_size + (has("--hidden") ? " " : " --embed 8 --hidden 16 ") +
+         (has("--steps") ? "" : "--steps 60 ") + extra + " --out " + out;
 }
 
 TEST_CASE("mpi: 2 processes of 1 thread train exactly as 1 process of 2 threads") {
@@ -138,6 +140,26 @@ TEST_CASE("mpi: 2 processes of 1 thread train exactly as 1 process of 2 threads"
     CAPTURE(f);
     CHECK(tensor_bytes(dir.file(std::string("two/") + f)) ==
           tensor_bytes(dir.file(std::string("one/") + f)));
+  }
+}
+
+TEST_CASE("mpi: the Transformer archs train on 2 processes exactly as on 2 threads") {
+  for (const std::string arch : {"transformer", "decoder-only"}) {
+    CAPTURE(arch);
+    testing::TempDir dir;
+    const std::string model =
+        "--arch " + arch + " --hidden 32 --heads 2 --layers 1 --dropout 0.2 --steps 40 ";
+    const Run one = seqgrad(small_run(dir.file("one"), model + "--threads 2"));
+    CAPTURE(one.out);
+    REQUIRE(ok(one.status));
+    const Run two =
+        seqgrad(small_run(dir.file("two"), model + "--threads 1"), 2, "SEQGRAD_CHECK_REPLICAS=1");
+    CAPTURE(two.out);
+    REQUIRE(ok(two.status));
+    CHECK(two.out.find("identical on all 2 processes after each of 40 steps") != std::string::npos);
+    CHECK(file_text(dir.file("two/metrics.jsonl")) == file_text(dir.file("one/metrics.jsonl")));
+    CHECK(tensor_bytes(dir.file("two/last.safetensors")) ==
+          tensor_bytes(dir.file("one/last.safetensors")));
   }
 }
 

@@ -166,7 +166,7 @@ void settle_config(CLI::App& cmd, TrainArgs& a) {
 void score_test(const TrainArgs& a, const DataSplits& data, const BatcherOptions& bo, int workers) {
   const RunConfig& c = a.config;
   Collective& group = world();
-  group.barrier();  // best.safetensors is complete: rank 0 wrote it before its last collective
+  group.barrier();  // rank 0 comes here after writing best.safetensors
   LoadedRun best = load_run(a.out);
   const Batcher test_batches(data.test, best.source_vocab, best.target_vocab, bo);
   const EvalResult er = evaluate(*best.model, test_batches, best.target_vocab,
@@ -271,8 +271,7 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
   if (outcome.already_complete) {
     fmt::print(
         "seqgrad train: the run in {} is complete (step {}); nothing to do, its files are left "
-        "as they are (HINT: raise train.steps, train.epochs or train.time_limit in its config.json "
-        "to "
+        "as they are (HINT: raise train.steps, train.epochs or train.time_limit in its config.json to "
         "go on)\n",
         a.out, outcome.steps);
     return;
@@ -342,7 +341,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--epochs", c.train.epochs)->capture_default_str();
   cmd->add_option("--steps", c.train.steps, "stop after this many steps (overrides --epochs)");
   cmd->add_option_function<std::string>(
-      "--time-limit", [a](const std::string& s) { a->config.train.time_limit = parse_duration(s); },
+      "--time-limit",
+      [a](const std::string& s) { a->config.train.time_limit = parse_duration(s); },
       "stop training when this much time is up, keeping time for a last validation: 90s, 45m, "
       "1.5h (a bare number: minutes)");
   cmd->add_option("--lr", c.train.lr)->capture_default_str();

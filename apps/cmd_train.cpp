@@ -1,5 +1,7 @@
 // seqgrad train: builds vocabularies and a model from the options, trains it, writes the run
 // directory, and finishes with the test split's scores and one attention heatmap.
+// Under mpirun every process does all of this alike, training data-parallel (seq2seq/trainer.h);
+// rank 0 alone prints and writes the run directory.
 //
 // Every option is parsed and range-checked here, at start-up, before any data is read: a typo or
 // an out-of-range value fails at once with a message that names the option.
@@ -7,12 +9,14 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include "apps/commands.h"
 #include "apps/common.h"
 #include "apps/heatmap.h"
 #include "apps/progress.h"
+#include "apps/world.h"
 #include "nn/rnn.h"
 #include "nn/transformer.h"
 #include "optim/checkpoint.h"
@@ -143,12 +147,16 @@ void settle_config(CLI::App& cmd, TrainArgs& a) {
 
 // Scores the best checkpoint on the test split, writes test_metrics.json and shows the
 // attention of the first test example.
+// Every process of a group decodes its part of the test split; rank 0 writes and shows.
 void score_test(const TrainArgs& a, const DataSplits& data, const BatcherOptions& bo, int workers) {
   const RunConfig& c = a.config;
+  Collective& group = world();
+  group.barrier();  // rank 0 comes here after writing best.safetensors
   LoadedRun best = load_run(a.out);
   const Batcher test_batches(data.test, best.source_vocab, best.target_vocab, bo);
   const EvalResult er = evaluate(*best.model, test_batches, best.target_vocab,
-                                 {.beam = a.test_beam, .max_len = 0}, 0, workers);
+                                 {.beam = a.test_beam, .max_len = 0}, 0, workers, group);
+  if (group.rank() != 0) return;
   save_text_file(a.out + "/test_metrics.json", er.to_json().dump(2) + "\n");
   fmt::print(
       "test ({} examples, beam {}): exact match {:.2f}%  token accuracy {:.2f}%  WER "
@@ -168,10 +176,31 @@ void score_test(const TrainArgs& a, const DataSplits& data, const BatcherOptions
              heatmap_text(sb.tokens[0], out, h.attention));
 }
 
+// What rank 0 alone says: the run's start and end.
+void say_started(const RunConfig& c, const DataSplits& data, const Vocab& source_vocab,
+                 const Vocab& target_vocab, const Seq2Seq& model, int workers) {
+  fmt::print("seqgrad train: {} ({} train / {} valid / {} test), vocab {} -> {}\n",
+             c.data.task.empty() ? c.data.train_path : c.data.task, data.train.size(),
+             data.valid.size(), data.test.size(), source_vocab.size(), target_vocab.size());
+  const int ranks = world().size();
+  fmt::print("model: {}, {} parameters, {} thread(s){}; OpenBLAS {}\n", describe_model(c.model),
+             model.num_parameters(), workers,
+             ranks > 1 ? fmt::format(" in each of {} processes (MPI)", ranks) : "",
+             blas_core_name());
+}
+
+// SEQGRAD_CHECK_REPLICAS=1: compare the processes' weights after every step (seq2seq/trainer.h).
+bool check_replicas_asked() {
+  const char* v = std::getenv("SEQGRAD_CHECK_REPLICAS");
+  return v != nullptr && std::string(v) == "1";
+}
+
 void run_train(CLI::App& cmd, TrainArgs& a) {
   settle_config(cmd, a);
   RunConfig& c = a.config;
   const bool resume = !a.resume.empty();
+  Collective& group = world();
+  const bool leader = group.rank() == 0;
   const int workers = set_threads(a.threads);
   c.train.threads = workers;
   // Not part of the run's configuration: it changes no number, only stops at the first bad one.
@@ -190,21 +219,17 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
     target_vocab = build_target_vocab(data.train, bo.target_tokenization);
     c.model.src_vocab = source_vocab.size();
     c.model.tgt_vocab = target_vocab.size();
-    start_run_directory(a.out, c, source_vocab, target_vocab);
+    if (leader) start_run_directory(a.out, c, source_vocab, target_vocab);
   }
   const Batcher train_batches(data.train, source_vocab, target_vocab, bo);
   const Batcher valid_batches(data.valid, source_vocab, target_vocab, bo);
   Generator gen(c.data.seed);
   Seq2Seq model(c.model, gen);
-  fmt::print("seqgrad train: {} ({} train / {} valid / {} test), vocab {} -> {}\n",
-             c.data.task.empty() ? c.data.train_path : c.data.task, data.train.size(),
-             data.valid.size(), data.test.size(), source_vocab.size(), target_vocab.size());
-  fmt::print("model: {}, {} parameters, {} thread(s); OpenBLAS {}\n", describe_model(c.model),
-             model.num_parameters(), workers, blas_core_name());
+  if (leader) say_started(c, data, source_vocab, target_vocab, model, workers);
   // A run killed before its first checkpoints were written starts again from step 0, which
   // gives what the uninterrupted run would have.
   const bool has_checkpoint = std::filesystem::exists(RunFiles{a.out}.last());
-  if (resume && !has_checkpoint) {
+  if (leader && resume && !has_checkpoint) {
     fmt::print("seqgrad train: {} holds no checkpoint yet; starting the run from step 0\n", a.out);
   }
   ProgressDisplay display;
@@ -213,9 +238,21 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
             {.train = train_batches, .valid = valid_batches, .target_vocab = target_vocab}, c.train,
             {.files = RunFiles{a.out},
              .config_text = c.to_json().dump(),
-             .resume = resume && has_checkpoint},
+             .resume = resume && has_checkpoint,
+             .group = &group,
+             .check_replicas = check_replicas_asked()},
             display.hooks());
+  if (!leader) {
+    if (!outcome.already_complete && !data.test.empty()) score_test(a, data, bo, workers);
+    return;
+  }
   display.finish();
+  if (outcome.replica_checks > 0) {
+    fmt::print(
+        "seqgrad train: the weights were identical on all {} processes after each of {} "
+        "steps\n",
+        group.size(), outcome.replica_checks);
+  }
   if (outcome.already_complete) {
     fmt::print(
         "seqgrad train: the run in {} is complete (step {}); nothing to do, its files are left "

@@ -35,6 +35,14 @@ TrainHooks ProgressDisplay::hooks() {
 
 void ProgressDisplay::on_step(const StepReport& r) {
   if (first_step_ < 0) first_step_ = r.step - 1;
+  const Clock::time_point now = Clock::now();
+  if (step_timing_) {
+    timed_seconds_ += seconds_between(last_step_at_, now);
+    ++timed_steps_;
+    timed_tokens_ += r.tokens;
+  }
+  last_step_at_ = now;
+  step_timing_ = true;
   window_tokens_ += r.tokens;
   const bool due = tty_ ? seconds_between(window_start_, Clock::now()) > 0.25 : r.step % 100 == 0;
   if (due || r.step == r.total) draw(r);
@@ -66,6 +74,7 @@ void ProgressDisplay::draw(const StepReport& r) {
 }
 
 void ProgressDisplay::on_validation(const nlohmann::json& line) {
+  step_timing_ = false;  // the next step's time would include this validation
   if (bar_shown_) std::fputs("\r\033[K", stdout);
   bar_shown_ = false;
   const auto& v = line.at("valid");
@@ -81,6 +90,14 @@ void ProgressDisplay::on_validation(const nlohmann::json& line) {
 
 void ProgressDisplay::finish() {
   if (bar_shown_) fmt::print("\n");
+  bar_shown_ = false;
+  if (timed_steps_ == 0 || timed_seconds_ <= 0) return;
+  fmt::print(
+      "training speed: {:.0f} target tokens/s, {:.1f} ms a step (over {} steps; the "
+      "first and those after a validation not counted)\n",
+      static_cast<double>(timed_tokens_) / timed_seconds_,
+      1000 * timed_seconds_ / static_cast<double>(timed_steps_), timed_steps_);
+  std::fflush(stdout);
 }
 
 }  // namespace seqgrad::app

@@ -18,7 +18,9 @@ class ProgressDisplay {
   TrainHooks hooks();
   void on_step(const StepReport& r);
   void on_validation(const nlohmann::json& line);
-  void finish();  // ends the bar's line
+  // Ends the bar's line, then says the training speed: target tokens/s and time a step over
+  // the steps after the first, each timed from the one before unless a validation came between.
+  void finish();
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -29,6 +31,10 @@ class ProgressDisplay {
   std::int64_t first_step_ = -1;    // the step this process started from
   std::int64_t window_tokens_ = 0;  // since the last drawing, for tokens/s
   bool bar_shown_ = false;
+  Clock::time_point last_step_at_;
+  bool step_timing_ = false;  // a step has been reported, and no validation since
+  double timed_seconds_ = 0;
+  std::int64_t timed_steps_ = 0, timed_tokens_ = 0;
 };
 
 }  // namespace seqgrad::app

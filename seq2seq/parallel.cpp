@@ -106,32 +106,41 @@ DataParallel::DataParallel(Seq2Seq& model, int workers) : model_(model) {
 
 DataParallel::~DataParallel() = default;
 
-StepLoss DataParallel::loss_backward(const Batch& b, const LossOptions& options, Generator& gen) {
-  const int n = std::min<int>(workers(), static_cast<int>(b.size()));
-  if (n == 1) {
+StepLoss DataParallel::loss_backward(const Batch& b, const LossOptions& options, Generator& gen,
+                                     Shares part) {
+  const int of = part.of > 0 ? part.of : workers();
+  const int n = std::min<int>(of, static_cast<int>(b.size()));  // the shares that get rows
+  if (n == 1 && part.first == 0) {
     const LossResult r = model_.loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out, options, gen);
     r.loss.backward();
     return {r.loss.item(), r.tokens};
   }
+  // One seed per share after the first, drawn alike wherever the shares are computed.
+  std::vector<std::uint64_t> seeds(static_cast<std::size_t>(n), 0);
+  for (int s = 1; s < n; ++s) seeds[static_cast<std::size_t>(s)] = gen.next_u64();
+  const int mine = std::clamp(n - part.first, 0, workers());
+  if (mine == 0) return {};
+  if (part.first > 0) gen.manual_seed(seeds[static_cast<std::size_t>(part.first)]);
   // The replicas read the model's current weights (re-pointed every step: loading a checkpoint
   // may have replaced a parameter's tensor) and follow its train/eval mode.
-  const NamedParameters mine = model_.named_parameters();
-  for (int w = 1; w < n; ++w) {
+  const NamedParameters params = model_.named_parameters();
+  for (int w = 1; w < mine; ++w) {
     Replica& r = *replicas_[static_cast<std::size_t>(w - 1)];
-    r.gen.manual_seed(gen.next_u64());
+    r.gen.manual_seed(seeds[static_cast<std::size_t>(part.first + w)]);
     NamedParameters theirs = r.model.named_parameters();
-    for (std::size_t k = 0; k < mine.size(); ++k) theirs[k].second.data() = mine[k].second.data();
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      theirs[k].second.data() = params[k].second.data();
+    }
     r.model.train(model_.training());
   }
   std::vector<Batch> shares;
-  std::int64_t total = 0;
-  for (int w = 0; w < n; ++w) {
-    const auto [begin, end] = share(b.size(), n, w);
+  for (int w = 0; w < mine; ++w) {
+    const auto [begin, end] = share(b.size(), n, part.first + w);
     shares.push_back(slice_rows(b, begin, end));
-    total += shares.back().target_tokens();
   }
-  std::vector<LossResult> results(static_cast<std::size_t>(n));
-  run_workers(n, [&](int w) {
+  const std::int64_t total = b.target_tokens();
+  std::vector<LossResult> results(static_cast<std::size_t>(mine));
+  run_workers(mine, [&](int w) {
     const Batch& s = shares[static_cast<std::size_t>(w)];
     const Seq2Seq& m = w == 0 ? model_ : replicas_[static_cast<std::size_t>(w - 1)]->model;
     Generator& g = w == 0 ? gen : replicas_[static_cast<std::size_t>(w - 1)]->gen;
@@ -143,12 +152,12 @@ StepLoss DataParallel::loss_backward(const Batch& b, const LossOptions& options,
     results[static_cast<std::size_t>(w)] = std::move(r);
   });
   // Sum the replicas' gradients into the model's, then clear them for the next step.
-  for (int w = 1; w < n; ++w) {
+  for (int w = 1; w < mine; ++w) {
     const NamedParameters theirs =
         replicas_[static_cast<std::size_t>(w - 1)]->model.named_parameters();
-    for (std::size_t k = 0; k < mine.size(); ++k) {
+    for (std::size_t k = 0; k < params.size(); ++k) {
       Variable p = theirs[k].second;
-      if (p.grad().defined()) mine[k].second.impl()->accumulate(p.grad());
+      if (p.grad().defined()) params[k].second.impl()->accumulate(p.grad());
       p.zero_grad();
     }
   }

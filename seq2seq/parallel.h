@@ -23,8 +23,17 @@ namespace seqgrad {
 Batch slice_rows(const Batch& b, std::int64_t begin, std::int64_t end);
 
 struct StepLoss {
-  double loss = 0;           // the batch's mean loss (over real target tokens)
-  std::int64_t tokens = 0;   // real target tokens
+  double loss = 0;          // the batch's mean loss (over real target tokens)
+  std::int64_t tokens = 0;  // real target tokens
+};
+
+// Which of a batch's shares a process computes, when several processes split one batch: shares
+// [first, first + workers()) of `of` (0: of = workers(), the whole batch). N processes of T
+// workers, process r taking {.first = r * T, .of = N * T}, split every batch as one process of
+// N * T workers does: the same rows and the same random stream in each share.
+struct Shares {
+  int first = 0;
+  int of = 0;
 };
 
 class DataParallel {
@@ -37,9 +46,14 @@ class DataParallel {
 
   int workers() const { return static_cast<int>(replicas_.size()) + 1; }
   // Forward and backward of the batch's loss; gradients are added into the model's parameters.
-  // `gen` draws the first share's sampling choices and a seed per step for the other shares'
-  // dropout and sampling generators, so a run is a pure function of gen's state.
-  StepLoss loss_backward(const Batch& b, const LossOptions& options, Generator& gen);
+  // `gen` draws a seed per step for each share after the first, for its dropout and sampling
+  // generator, and then draws the first share's own choices, so a run is a pure function of
+  // gen's state. Each share's loss is weighted by its part of the whole batch's target tokens.
+  // With `part`, only those shares are computed and the result is their part of the batch's
+  // mean loss (the sum over the processes is the mean); a process that does not hold share 0
+  // reseeds gen for its first share, so afterwards gen is the run's only where share 0 ran.
+  StepLoss loss_backward(const Batch& b, const LossOptions& options, Generator& gen,
+                         Shares part = {});
 
  private:
   struct Replica;

@@ -111,8 +111,8 @@ std::vector<std::string> metric_names() {
 double parse_duration(std::string_view text, std::string_view option) {
   const auto bad = [&] {
     return ValueError(fmt::format(
-        "{} {:?}: must be a duration above 0, as 90s, 45m or 1.5h (a bare number: minutes)",
-        option, text));
+        "{} {:?}: must be a duration above 0, as 90s, 45m or 1.5h (a bare number: minutes)", option,
+        text));
   };
   double value = 0;
   const char* end = text.data() + text.size();
@@ -227,28 +227,32 @@ nlohmann::json EvalResult::to_json() const {
 }
 
 EvalResult evaluate(const Seq2Seq& model, const Batcher& data, const Vocab& target_vocab,
-                    const SearchOptions& search, std::int64_t max_examples, int workers) {
+                    const SearchOptions& search, std::int64_t max_examples, int workers,
+                    Collective& group) {
   return evaluate(std::vector<const Seq2Seq*>{&model}, data, target_vocab, search, max_examples,
-                  workers);
+                  workers, group);
 }
 
-EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& data,
-                    const Vocab& target_vocab, const SearchOptions& search,
-                    std::int64_t max_examples, int workers) {
-  if (models.empty()) throw ValueError("evaluate: needs at least one model");
-  NoGradGuard no_grad;
+namespace {
+
+// One process's part of an evaluation, taking every size-th batch from `rank`:
+// {"losses": [[batch, [[loss sum, tokens] per model]], ...], "predictions": [[example, text],
+// ...]}.
+nlohmann::json evaluate_part(const std::vector<const Seq2Seq*>& models, const Batcher& data,
+                             const Vocab& target_vocab, const SearchOptions& search,
+                             std::int64_t max_examples, int workers, const Collective& group) {
   Generator unused(0);
-  EvalResult r;
-  double total = 0;
-  std::int64_t tokens = 0;
-  std::vector<std::string> predictions(data.size());
-  std::vector<bool> decoded(data.size(), false);
-  for (const Batch& b : data.eval_batches()) {
+  nlohmann::json losses = nlohmann::json::array(), predictions = nlohmann::json::array();
+  const auto plan = data.eval_plan();
+  for (auto i = static_cast<std::size_t>(group.rank()); i < plan.size();
+       i += static_cast<std::size_t>(group.size())) {
+    const Batch b = data.make_batch(plan[i]);
+    nlohmann::json terms = nlohmann::json::array();
     for (const Seq2Seq* model : models) {
       const LossResult l = model->loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out, {}, unused);
-      total += l.loss.item() * static_cast<double>(l.tokens);
-      tokens += l.tokens;
+      terms.push_back({l.loss.item() * static_cast<double>(l.tokens), l.tokens});
     }
+    losses.push_back({i, std::move(terms)});
     if (max_examples > 0 && static_cast<std::int64_t>(b.example_index.front()) >= max_examples) {
       continue;
     }
@@ -256,11 +260,47 @@ EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& da
     const std::vector<Hypothesis> hyps =
         parallel_beam_search(models, b.src, b.src_lengths, search, workers);
     const Tokenization mode = data.options().target_tokenization;
-    for (std::size_t i = 0; i < hyps.size(); ++i) {
-      predictions[b.example_index[i]] = detokenize(target_vocab.decode(hyps[i].tokens), mode);
-      decoded[b.example_index[i]] = true;
+    for (std::size_t k = 0; k < hyps.size(); ++k) {
+      predictions.push_back(
+          {b.example_index[k], detokenize(target_vocab.decode(hyps[k].tokens), mode)});
     }
   }
+  return {{"losses", std::move(losses)}, {"predictions", std::move(predictions)}};
+}
+
+// Every process's part, on every process (CBOR: exact doubles, text passed as it is).
+std::vector<nlohmann::json> gather_parts(nlohmann::json mine, Collective& group) {
+  if (group.size() == 1) return {std::move(mine)};
+  const std::vector<std::uint8_t> bytes = nlohmann::json::to_cbor(mine);
+  std::vector<nlohmann::json> parts;
+  for (const std::string& text : group.gather(std::string(bytes.begin(), bytes.end()))) {
+    parts.push_back(nlohmann::json::from_cbor(text.begin(), text.end()));
+  }
+  return parts;
+}
+
+// The evaluation from its parts, summing the losses in batch order as one process does.
+EvalResult merge_parts(const std::vector<nlohmann::json>& parts, const Batcher& data) {
+  std::vector<nlohmann::json> by_batch(data.eval_plan().size());
+  std::vector<std::string> predictions(data.size());
+  std::vector<bool> decoded(data.size(), false);
+  for (const nlohmann::json& part : parts) {
+    for (const auto& entry : part.at("losses")) by_batch.at(entry.at(0)) = entry.at(1);
+    for (const auto& entry : part.at("predictions")) {
+      const auto i = entry.at(0).get<std::size_t>();
+      predictions.at(i) = entry.at(1).get<std::string>();
+      decoded.at(i) = true;
+    }
+  }
+  double total = 0;
+  std::int64_t tokens = 0;
+  for (const nlohmann::json& terms : by_batch) {
+    for (const auto& term : terms) {
+      total += term.at(0).get<double>();
+      tokens += term.at(1).get<std::int64_t>();
+    }
+  }
+  EvalResult r;
   r.loss = tokens > 0 ? total / static_cast<double>(tokens) : 0.0;
   r.perplexity = perplexity(r.loss);
   std::vector<Example> scored;
@@ -273,13 +313,77 @@ EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& da
   return r;
 }
 
+}  // namespace
+
+EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& data,
+                    const Vocab& target_vocab, const SearchOptions& search,
+                    std::int64_t max_examples, int workers, Collective& group) {
+  if (models.empty()) throw ValueError("evaluate: needs at least one model");
+  NoGradGuard no_grad;
+  const nlohmann::json mine =
+      evaluate_part(models, data, target_vocab, search, max_examples, workers, group);
+  return merge_parts(gather_parts(mine, group), data);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Training
 
+namespace {
+
+// Each parameter's gradient becomes its sum over the group (one allreduce of them all).
+void sum_gradients(const std::vector<Variable>& params, Collective& group) {
+  std::int64_t count = 0;
+  for (const Variable& p : params) count += p.data().numel();
+  std::vector<float> flat(static_cast<std::size_t>(count), 0.0f);
+  float* at = flat.data();
+  for (const Variable& p : params) {
+    if (p.data().dtype() != DType::f32) {
+      throw ValueError("train_step: a group of processes trains float32 parameters only");
+    }
+    if (p.grad().defined()) {
+      const Tensor g = p.grad().contiguous();
+      std::copy_n(g.data<float>(), g.numel(), at);
+    }
+    at += p.data().numel();
+  }
+  group.sum(flat);
+  at = flat.data();
+  for (const Variable& p : params) {
+    const std::int64_t n = p.data().numel();
+    if (p.grad().defined() && p.grad().is_contiguous()) {
+      std::copy_n(at, n, p.grad().data<float>());
+    } else {
+      p.impl()->grad = Tensor::from_vector(std::vector<float>(at, at + n), p.data().shape());
+    }
+    at += n;
+  }
+}
+
+// The batch's loss and gradients over the group: this process's shares of the batch, then the
+// sums over the group; gen continues from rank 0's state, the one that drew share 0's choices.
+StepLoss group_loss_backward(DataParallel& parallel, Optimizer& opt, const Batch& batch,
+                             const LossOptions& loss, Generator& gen, Collective& group) {
+  const int workers = parallel.workers();
+  const StepLoss mine = parallel.loss_backward(
+      batch, loss, gen, {.first = group.rank() * workers, .of = group.size() * workers});
+  sum_gradients(opt.params(), group);
+  double mean = mine.loss;
+  group.sum(std::span<double>(&mean, 1));
+  std::array<std::uint64_t, 5> state = gen.state();
+  group.broadcast(state);
+  gen.set_state(state);
+  return {.loss = mean, .tokens = batch.target_tokens()};
+}
+
+}  // namespace
+
 StepLoss train_step(DataParallel& parallel, Optimizer& opt, const Batch& batch,
-                    const LossOptions& loss, double clip, Generator& gen) {
+                    const LossOptions& loss, double clip, Generator& gen, Collective& group) {
   opt.zero_grad();
-  const StepLoss r = parallel.loss_backward(batch, loss, gen);  // forward, loss, backward
+  // forward, loss, backward
+  const StepLoss r = group.size() == 1
+                         ? parallel.loss_backward(batch, loss, gen)
+                         : group_loss_backward(parallel, opt, batch, loss, gen, group);
   // Checked before the update, so a NaN never reaches the weights.
   if (!std::isfinite(r.loss)) {
     throw NonFiniteLoss(
@@ -366,6 +470,8 @@ class Training {
   std::string stopped(std::int64_t step, const std::string& what) const;
   StepLoss checked_step(const Batch& b, const LossOptions& loss);
   void step(const Batch& b);
+  void check_group() const;
+  void check_replicas();
   bool out_of_time() const;
   double time_left() const;
   void stop_for_time();
@@ -383,6 +489,8 @@ class Training {
   const TrainOptions& o_;
   const RunSetup& run_;
   const TrainHooks& hooks_;
+  Collective& group_;
+  bool writes_;  // rank 0: the run's files and the hooks are its alone
   Adam opt_;
   DataParallel parallel_;
   std::int64_t total_;  // steps
@@ -399,6 +507,7 @@ class Training {
   TrainingClock clock_;
   double validation_seconds_ = 0;  // the last validation's, kept in hand under a time limit
   bool time_up_ = false;
+  std::int64_t replica_checks_ = 0;
 };
 
 std::int64_t total_steps(const TrainData& data, const TrainOptions& o) {
@@ -416,6 +525,8 @@ Training::Training(Seq2Seq& model, Generator& gen, const TrainData& data,
       o_(options),
       run_(run),
       hooks_(hooks),
+      group_(run.group != nullptr ? *run.group : single_process()),
+      writes_(group_.rank() == 0),
       opt_(model.parameters(), {.lr = options.lr}),
       parallel_(model, options.threads),
       total_(total_steps(data, options)),
@@ -446,8 +557,9 @@ LrSchedule Training::make_schedule() const {
 }
 
 TrainOutcome Training::run() {
+  check_group();
   for (const std::string& f : {run_.files.best(), run_.files.last(), run_.files.metrics()}) {
-    remove_stale_temporaries(f);  // left by a killed run
+    if (writes_) remove_stale_temporaries(f);  // left by a killed run
   }
   if (run_.resume) {
     resume();
@@ -475,13 +587,56 @@ TrainOutcome Training::run() {
   } else if (last_valid_ != pos_.step) {
     validate();
   }
-  return {.steps = pos_.step, .already_complete = false, .time_up = time_up_};
+  return {.steps = pos_.step,
+          .already_complete = false,
+          .time_up = time_up_,
+          .replica_checks = replica_checks_};
+}
+
+// Every process of a group must split each batch alike: the same worker count everywhere.
+void Training::check_group() const {
+  if (group_.size() == 1) return;
+  std::array<double, 2> threads{static_cast<double>(o_.threads), -static_cast<double>(o_.threads)};
+  group_.max(threads);
+  if (threads[0] != -threads[1]) {
+    throw ValueError(
+        fmt::format("--threads: the processes of the run differ ({} to {}); each "
+                    "must have the same count",
+                    -threads[1], threads[0]));
+  }
+}
+
+// The weights' bytes hashed (FNV-1a) on every process; RuntimeError unless all agree.
+void Training::check_replicas() {
+  std::uint64_t h = 1469598103934665603ull;
+  for (const Variable& p : opt_.params()) {
+    const Tensor t = p.data().contiguous();
+    const auto* bytes = reinterpret_cast<const unsigned char*>(t.data<float>());
+    for (std::size_t i = 0; i < static_cast<std::size_t>(t.numel()) * sizeof(float); ++i) {
+      h = (h ^ bytes[i]) * 1099511628211ull;
+    }
+  }
+  // Each half is exact in a double; the maximum of x and of -x give the range over the group.
+  const auto hi = static_cast<double>(h >> 32), lo = static_cast<double>(h & 0xffffffffu);
+  std::array<double, 4> range{hi, lo, -hi, -lo};
+  group_.max(range);
+  if (range[0] != -range[2] || range[1] != -range[3]) {
+    throw RuntimeError(
+        fmt::format("step {}: the weights differ between the {} processes of the "
+                    "run (rank {} hashes them to {:016x})",
+                    pos_.step, group_.size(), group_.rank(), h));
+  }
+  ++replica_checks_;
 }
 
 // With a time limit, stepping stops while the last validation's duration is still in hand, so
-// that one more validation ends within the limit.
+// that one more validation ends within the limit. Over a group, the slowest clock decides for
+// all, so that every process stops at the same step.
 bool Training::out_of_time() const {
-  return o_.time_limit > 0 && clock_.elapsed() + validation_seconds_ >= o_.time_limit;
+  if (o_.time_limit <= 0) return false;
+  double used = clock_.elapsed() + validation_seconds_;
+  group_.max(std::span<double>(&used, 1));
+  return used >= o_.time_limit;
 }
 
 double Training::time_left() const {
@@ -502,7 +657,7 @@ void Training::stop_for_time() {
 // A new run's directory holds an empty log and step-0 checkpoints from the start, so that a run
 // killed before its first validation can be resumed too.
 void Training::start_fresh() {
-  save_text_file(run_.files.metrics(), metrics_);
+  if (writes_) save_text_file(run_.files.metrics(), metrics_);
   save_best();
   save_last();
 }
@@ -527,10 +682,10 @@ void Training::resume() {
   // A run the limit stopped is finished, unless config.json now gives it more time.
   time_up_ = st.extra.count("stopped_at_limit") && o_.time_limit > 0 &&
              std::stod(st.extra.at("stopped_at_limit")) >= o_.time_limit;
-  last_valid_ = last_saved_ = pos_.step;  // checkpoints are written by validations
+  last_valid_ = last_saved_ = pos_.step;        // checkpoints are written by validations
   if (pos_.step >= total_ || time_up_) return;  // a finished run: its files stay as they are
   metrics_ = metrics_up_to(run_.files.metrics(), pos_.step);
-  save_text_file(run_.files.metrics(), metrics_);
+  if (writes_) save_text_file(run_.files.metrics(), metrics_);
 }
 
 double Training::teacher_forcing() const {
@@ -552,7 +707,7 @@ std::string Training::stopped(std::int64_t step, const std::string& what) const 
 StepLoss Training::checked_step(const Batch& b, const LossOptions& loss) {
   auto context = [&](const std::exception& e) { return stopped(pos_.step + 1, e.what()); };
   try {
-    return train_step(parallel_, opt_, b, loss, o_.clip, gen_);
+    return train_step(parallel_, opt_, b, loss, o_.clip, gen_, group_);
   } catch (const AnomalyError& e) {
     throw AnomalyError(context(e));
   } catch (const NonFiniteLoss& e) {
@@ -569,8 +724,9 @@ void Training::step(const Batch& b) {
   const StepLoss r = checked_step(b, loss);
   if (ema_) ema_->update();
   ++pos_.step;
+  if (run_.check_replicas) check_replicas();
   window_.add(r);
-  if (hooks_.on_step) {
+  if (writes_ && hooks_.on_step) {
     hooks_.on_step({.step = pos_.step,
                     .total = total_,
                     .epoch = pos_.epoch,
@@ -587,9 +743,9 @@ void Training::validate() {
   const double started = clock_.elapsed();
   if (ema_) ema_->swap();  // validate (and keep as best) the averaged weights
   model_.eval();
-  const EvalResult er =
-      evaluate(model_, data_.valid, data_.target_vocab,
-               {.beam = o_.beam, .max_len = o_.max_decode_len}, o_.valid_examples, o_.threads);
+  const EvalResult er = evaluate(model_, data_.valid, data_.target_vocab,
+                                 {.beam = o_.beam, .max_len = o_.max_decode_len}, o_.valid_examples,
+                                 o_.threads, group_);
   model_.train();
   if (!std::isfinite(er.loss)) {  // weights gone bad: keep them out of the checkpoints
     throw NonFiniteLoss(stopped(pos_.step, fmt::format("the validation loss is {}",
@@ -603,7 +759,7 @@ void Training::validate() {
                                {"valid", er.to_json()}};
   window_ = {};
   metrics_ += line.dump() + "\n";
-  save_text_file(run_.files.metrics(), metrics_);
+  if (writes_) save_text_file(run_.files.metrics(), metrics_);
   const bool better = improves(er);
   if (better) best_ = {.metric = er.metric(o_.select_on), .loss = er.loss};
   if (o_.schedule == Schedule::plateau) plateau_.step(er.loss, opt_);
@@ -613,7 +769,7 @@ void Training::validate() {
   if (ema_) ema_->swap();  // back to the raw weights
   validation_seconds_ = clock_.elapsed() - started;
   save_last();
-  if (hooks_.on_validation) hooks_.on_validation(line);
+  if (writes_ && hooks_.on_validation) hooks_.on_validation(line);
 }
 
 // Better on the selection metric, or equal to the best and lower in loss.
@@ -625,12 +781,12 @@ bool Training::improves(const EvalResult& er) const {
 
 // The model's weights as they are (the averages, while validation has them swapped in).
 void Training::save_best() {
-  save_checkpoint(run_.files.best(), model_.named_parameters(), nullptr, state());
+  if (writes_) save_checkpoint(run_.files.best(), model_.named_parameters(), nullptr, state());
 }
 
 // Everything a resume needs: raw weights, averages, optimizer, position, random state, best.
 void Training::save_last() {
-  save_checkpoint(run_.files.last(), last_tensors_, &opt_, state());
+  if (writes_) save_checkpoint(run_.files.last(), last_tensors_, &opt_, state());
   last_saved_ = pos_.step;
 }
 

@@ -17,6 +17,7 @@
 
 #include "optim/optimizer.h"
 #include "seq2seq/batch.h"
+#include "seq2seq/collective.h"
 #include "seq2seq/metrics.h"
 #include "seq2seq/model.h"
 #include "seq2seq/parallel.h"
@@ -87,14 +88,18 @@ struct EvalResult {
 
 // Teacher-forced loss over every batch, then decoding of the first `max_examples` examples
 // (all when <= 0) and their scores against every reference.
-// `workers` threads share each batch's decoding.
+// `workers` threads share each batch's decoding. Over a group of processes, each takes every
+// size()-th batch and the parts are gathered, so every process returns the same result, equal
+// to one process's.
 EvalResult evaluate(const Seq2Seq& model, const Batcher& data, const Vocab& target_vocab,
-                    const SearchOptions& search, std::int64_t max_examples = 0, int workers = 1);
+                    const SearchOptions& search, std::int64_t max_examples = 0, int workers = 1,
+                    Collective& group = single_process());
 // An ensemble decodes with beam_search's mean of log-probabilities; its loss is the mean of the
 // members' teacher-forced losses.
 EvalResult evaluate(const std::vector<const Seq2Seq*>& models, const Batcher& data,
                     const Vocab& target_vocab, const SearchOptions& search,
-                    std::int64_t max_examples = 0, int workers = 1);
+                    std::int64_t max_examples = 0, int workers = 1,
+                    Collective& group = single_process());
 
 // A training step whose loss or gradient norm is NaN or infinite: train_step throws it before
 // the update, so the weights stay as they were.
@@ -105,8 +110,12 @@ struct NonFiniteLoss : RuntimeError {
 // One update on one batch: forward, loss and backward (the batch's rows shared among
 // `parallel`'s workers), clip the global gradient norm to `clip` (0: off), update.
 // NonFiniteLoss when the loss or (with clipping) the gradient norm is not finite.
+// Over a group of processes (each with the same batch, model, optimizer and gen), each computes
+// its shares of the batch, the gradients and the loss are summed over the group and gen takes
+// rank 0's state, so every process makes the same update and returns the batch's mean loss.
 StepLoss train_step(DataParallel& parallel, Optimizer& opt, const Batch& batch,
-                    const LossOptions& loss, double clip, Generator& gen);
+                    const LossOptions& loss, double clip, Generator& gen,
+                    Collective& group = single_process());
 
 // Where a run lives: config.json, the vocabularies, best.safetensors, last.safetensors,
 // metrics.jsonl. Every file is replaced atomically (written beside, fsynced, renamed), so a run
@@ -143,12 +152,19 @@ struct RunSetup {
   RunFiles files;
   std::string config_text;  // stored in every checkpoint
   bool resume = false;      // continue exactly from files.last()
+  // The processes the run is spread over (nullptr: this one alone). All train alike; rank 0
+  // alone writes the run's files and gets the hooks' calls.
+  Collective* group = nullptr;
+  // After every step, check that the weights are the same on every process of the group
+  // (RuntimeError naming the step when not).
+  bool check_replicas = false;
 };
 
 struct TrainOutcome {
-  std::int64_t steps = 0;         // the run's step count at the end
-  bool already_complete = false;  // resumed a finished run: nothing was done or written
-  bool time_up = false;           // stopped by the time limit before its last step
+  std::int64_t steps = 0;           // the run's step count at the end
+  bool already_complete = false;    // resumed a finished run: nothing was done or written
+  bool time_up = false;             // stopped by the time limit before its last step
+  std::int64_t replica_checks = 0;  // steps after which RunSetup::check_replicas compared weights
 };
 
 // Trains `model`, validating on data.valid. With run.resume, continues exactly from

@@ -3,6 +3,7 @@
 // decoding split over workers equals one beam search.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 
 #include "autograd/autograd.h"
@@ -124,6 +125,51 @@ TEST_CASE("DataParallel: a step with dropout repeats bit for bit from the same g
   }
   CHECK(losses[0] == losses[1]);
   CHECK(runs[0] == runs[1]);
+}
+
+std::vector<std::vector<float>> float_gradients(const Seq2Seq& m) {
+  std::vector<std::vector<float>> g;
+  for (const auto& [name, p] : m.named_parameters()) g.push_back(p.grad().to_vector<float>());
+  return g;
+}
+
+TEST_CASE("DataParallel: shares split over 2 processes add up to 1 process of 2 workers") {
+  // What two processes of one worker compute (Shares), summed as an allreduce of two does,
+  // against one process of two workers: the same bits, dropout included; and the generator
+  // where share 0 ran ends where one process's does.
+  Generator g(4);
+  Seq2Seq model(small_config(DType::f32, 0.3), g);
+  model.train();
+  const Batch b = copy_batch(g, 9, 5);  // odd: shares of 5 and 4 rows
+  const LossOptions options{.teacher_forcing = 0.5};
+  DataParallel both(model, 2);
+  model.zero_grad();
+  g.manual_seed(77);
+  const StepLoss whole = both.loss_backward(b, options, g);
+  const auto want = float_gradients(model);
+  const auto after = g.state();
+
+  DataParallel one(model, 1);
+  std::vector<std::vector<std::vector<float>>> parts;
+  std::vector<StepLoss> losses;
+  std::array<std::uint64_t, 5> rank0_after{};
+  for (int rank = 0; rank < 2; ++rank) {
+    model.zero_grad();
+    g.manual_seed(77);
+    losses.push_back(one.loss_backward(b, options, g, {.first = rank, .of = 2}));
+    parts.push_back(float_gradients(model));
+    if (rank == 0) rank0_after = g.state();
+  }
+  CHECK(losses[0].loss + losses[1].loss == whole.loss);
+  CHECK(losses[0].tokens + losses[1].tokens == whole.tokens);
+  CHECK(rank0_after == after);
+  REQUIRE(parts[0].size() == want.size());
+  bool same = true;
+  for (std::size_t k = 0; k < want.size(); ++k) {
+    for (std::size_t i = 0; i < want[k].size(); ++i)
+      same &= parts[0][k][i] + parts[1][k][i] == want[k][i];
+  }
+  CHECK(same);
 }
 
 // The tokens are the same; scores and weights agree to float rounding (gemm over fewer rows may

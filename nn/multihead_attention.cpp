@@ -147,8 +147,7 @@ AttentionOutput MultiheadAttention::attend_heads(const Variable& q, const KV& kv
   if (trace_ != nullptr) o.trace = &trace_->emplace_back();
   SdpaResult r = scaled_dot_product_attention(q, kv.k, kv.v, o);
   // [B,H,Tq,D] -> [B,Tq,H,D] -> [B,Tq,E]
-  const Variable merged = reshape(permute(r.out, {0, 2, 1, 3}), {B, Tq, embed_dim_});
-  return {out_proj(merged), std::move(r.weights)};
+  return {reshape(permute(r.out, {0, 2, 1, 3}), {B, Tq, embed_dim_}), std::move(r.weights)};
 }
 
 AttentionOutput MultiheadAttention::forward(const Variable& query, const Variable& key,
@@ -167,10 +166,10 @@ AttentionOutput MultiheadAttention::forward(const Variable& query, const Variabl
   if (query.impl() == key.impl() && key.impl() == value.impl()) {
     // self-attention: one [3E,E] projection
     const std::vector<Variable> qkv = split_heads(project(query, 0, 3 * E), 3);
-    return attend_heads(qkv[0], KV{qkv[1], qkv[2]}, masks, need_weights);
+    return projected(attend_heads(qkv[0], KV{qkv[1], qkv[2]}, masks, need_weights));
   }
   const Variable q = split_heads(project(query, 0, E), 1)[0];
-  return attend_heads(q, project_kv(key, value), masks, need_weights);
+  return projected(attend_heads(q, project_kv(key, value), masks, need_weights));
 }
 
 KV MultiheadAttention::project_kv(const Variable& key, const Variable& value) const {
@@ -201,7 +200,7 @@ AttentionOutput MultiheadAttention::attend(const Variable& query, const KV& kv,
         kv.v.defined() ? shape_str(kv.v.shape()) : "(none)", num_heads_, head_dim()));
   }
   const Variable q = split_heads(project(query, 0, embed_dim_), 1)[0];
-  return attend_heads(q, kv, masks, need_weights);
+  return projected(attend_heads(q, kv, masks, need_weights));
 }
 
 AttentionOutput MultiheadAttention::step(const Variable& x, KV& cache,
@@ -227,7 +226,39 @@ AttentionOutput MultiheadAttention::step(const Variable& x, KV& cache,
   AttentionMasks masks;
   masks.key_padding_mask = key_padding_mask;
   masks.is_causal = true;
-  return attend_heads(qkv[0], cache, masks, need_weights);
+  return projected(attend_heads(qkv[0], cache, masks, need_weights));
+}
+
+// --- packed rows ---
+
+void MultiheadAttention::check_rows(const Variable& x, const TokenPacking& p,
+                                    const char* what) const {
+  if (x.dim() != 2 || x.size(1) != embed_dim_ || x.size(0) != p.tokens()) {
+    throw ShapeError(fmt::format("{}: {} rows {} must be [N,E] with N = {} tokens, E = {}", kName,
+                                 what, shape_str(x.shape()), p.tokens(), embed_dim_));
+  }
+}
+
+Variable MultiheadAttention::forward_packed(const Variable& x, const TokenPacking& p,
+                                            const AttentionMasks& masks) const {
+  check_rows(x, p, "self-attention");
+  const std::vector<Variable> qkv = split_heads(p.unpack(project(x, 0, 3 * embed_dim_)), 3);
+  const AttentionOutput a = attend_heads(qkv[0], KV{qkv[1], qkv[2]}, masks, false);
+  return out_proj(p.pack(a.output));
+}
+
+KV MultiheadAttention::project_kv_packed(const Variable& memory, const TokenPacking& p) const {
+  check_rows(memory, p, "key/value");
+  const std::vector<Variable> kv =
+      split_heads(p.unpack(project(memory, embed_dim_, 2 * embed_dim_)), 2);
+  return {kv[0], kv[1]};
+}
+
+Variable MultiheadAttention::attend_packed(const Variable& query, const TokenPacking& p,
+                                           const KV& kv, const AttentionMasks& masks) const {
+  check_rows(query, p, "query");
+  const Variable q = split_heads(p.unpack(project(query, 0, embed_dim_)), 1)[0];
+  return out_proj(p.pack(attend_heads(q, kv, masks, false).output));
 }
 
 }  // namespace seqgrad

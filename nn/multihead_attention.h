@@ -20,6 +20,7 @@
 #include "autograd/ops.h"
 #include "nn/linear.h"
 #include "nn/module.h"
+#include "nn/token_packing.h"
 #include "tensor/random.h"
 
 namespace seqgrad {
@@ -78,6 +79,17 @@ class MultiheadAttention : public Module {
   AttentionOutput step(const Variable& x, KV& cache, const Tensor& key_padding_mask = {},
                        bool need_weights = false) const;
 
+  // The same on packed rows (nn/token_packing.h), for the position-wise layers around it to skip
+  // padding: the projections run on the rows, the attention on them unpacked to [B,T,..].
+  // Self-attention of rows x [N,E] of the padded batch `p` -> [N,E].
+  Variable forward_packed(const Variable& x, const TokenPacking& p,
+                          const AttentionMasks& masks = {}) const;
+  // Key = value rows [Nk,E] of the padded batch `p` -> their projections [B,H,Tk,D] each.
+  KV project_kv_packed(const Variable& memory, const TokenPacking& p) const;
+  // Query rows [Nq,E] of the padded batch `p` attend to projected keys and values -> [Nq,E].
+  Variable attend_packed(const Variable& query, const TokenPacking& p, const KV& kv,
+                         const AttentionMasks& masks = {}) const;
+
   std::int64_t embed_dim() const { return embed_dim_; }
   std::int64_t num_heads() const { return num_heads_; }
   std::int64_t head_dim() const { return embed_dim_ / num_heads_; }
@@ -97,9 +109,16 @@ class MultiheadAttention : public Module {
   Variable project(const Variable& x, std::int64_t first, std::int64_t count) const;
   // [B,T,n*E] -> n tensors [B,H,T,D]
   std::vector<Variable> split_heads(const Variable& x, std::int64_t n) const;
-  // Projected queries [B,H,Tq,D] attend to kv; merges the heads and applies out_proj.
+  // Projected queries [B,H,Tq,D] attend to kv; merges the heads into [B,Tq,E] (before out_proj).
   AttentionOutput attend_heads(const Variable& q, const KV& kv, const AttentionMasks& masks,
                                bool need_weights) const;
+  // a's merged heads through out_proj
+  AttentionOutput projected(AttentionOutput a) const {
+    a.output = out_proj(a.output);
+    return a;
+  }
+  // ShapeError unless x is [p.tokens(), E]; `what` names the argument.
+  void check_rows(const Variable& x, const TokenPacking& p, const char* what) const;
 
   std::int64_t embed_dim_, num_heads_;
   double dropout_;

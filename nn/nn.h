@@ -10,4 +10,5 @@
 #include "nn/module.h"
 #include "nn/multihead_attention.h"
 #include "nn/rnn.h"
+#include "nn/token_packing.h"
 #include "nn/transformer.h"

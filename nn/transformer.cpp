@@ -130,14 +130,11 @@ Variable TransformerEncoderLayer::feed_forward(const Variable& x) const {
   return dropout2(linear2(dropout(activate(linear1(x), opt_.activation))));
 }
 
-Variable TransformerEncoderLayer::forward(const Variable& src, const AttentionMasks& masks,
-                                          Tensor* self_weights) const {
-  check_sequence(src, opt_.d_model, "TransformerEncoderLayer", "src");
-  const auto sa = [&](const Variable& x) {
-    AttentionOutput a = self_attn(x, x, x, masks, self_weights != nullptr);
-    if (self_weights != nullptr) *self_weights = std::move(a.weights);
-    return dropout1(a.output);
-  };
+// clang-format off
+// post-norm: x = norm1(x + sa(x));  x = norm2(x + ff(x))
+// pre-norm:  x = x + sa(norm1(x));  x = x + ff(norm2(x))
+// clang-format on
+Variable TransformerEncoderLayer::blocks(const Variable& src, const Attend& sa) const {
   if (opt_.norm_first) {
     const Variable x = src + sa(norm1(src));
     return x + feed_forward(norm2(x));
@@ -146,18 +143,28 @@ Variable TransformerEncoderLayer::forward(const Variable& src, const AttentionMa
   return norm2(x + feed_forward(x));
 }
 
+Variable TransformerEncoderLayer::forward(const Variable& src, const AttentionMasks& masks,
+                                          Tensor* self_weights) const {
+  check_sequence(src, opt_.d_model, "TransformerEncoderLayer", "src");
+  return blocks(src, [&](const Variable& x) {
+    AttentionOutput a = self_attn(x, x, x, masks, self_weights != nullptr);
+    if (self_weights != nullptr) *self_weights = std::move(a.weights);
+    return dropout1(a.output);
+  });
+}
+
 Variable TransformerEncoderLayer::step(const Variable& x, KV& cache,
                                        const Tensor& key_padding_mask) const {
   check_sequence(x, opt_.d_model, "TransformerEncoderLayer", "step input");
-  const auto sa = [&](const Variable& y) {
+  return blocks(x, [&](const Variable& y) {
     return dropout1(self_attn.step(y, cache, key_padding_mask).output);
-  };
-  if (opt_.norm_first) {
-    const Variable h = x + sa(norm1(x));
-    return h + feed_forward(norm2(h));
-  }
-  const Variable h = norm1(x + sa(x));
-  return norm2(h + feed_forward(h));
+  });
+}
+
+Variable TransformerEncoderLayer::forward_packed(const Variable& x, const TokenPacking& p,
+                                                 const AttentionMasks& masks) const {
+  return blocks(x,
+                [&](const Variable& y) { return dropout1(self_attn.forward_packed(y, p, masks)); });
 }
 
 // --- decoder layer ---
@@ -199,20 +206,30 @@ KV TransformerDecoderLayer::project_memory(const Variable& memory) const {
   return multihead_attn.project_kv(memory, memory);
 }
 
-Variable TransformerDecoderLayer::cross_and_feed_forward(const Variable& x, const KV& memory_kv,
-                                                         const AttentionMasks& memory_masks,
-                                                         Tensor* cross_weights) const {
-  const auto ca = [&](const Variable& y) {
-    AttentionOutput a = multihead_attn.attend(y, memory_kv, memory_masks, cross_weights != nullptr);
-    if (cross_weights != nullptr) *cross_weights = std::move(a.weights);
-    return dropout2(a.output);
-  };
+// clang-format off
+// post-norm: x = norm1(x + sa(x));  x = norm2(x + ca(x));  x = norm3(x + ff(x))
+// pre-norm:  x = x + sa(norm1(x));  x = x + ca(norm2(x));  x = x + ff(norm3(x))
+// clang-format on
+Variable TransformerDecoderLayer::blocks(const Variable& tgt, const Attend& sa,
+                                         const Attend& ca) const {
   if (opt_.norm_first) {
+    const Variable x = tgt + sa(norm1(tgt));
     const Variable h = x + ca(norm2(x));
     return h + feed_forward(norm3(h));
   }
+  const Variable x = norm1(tgt + sa(tgt));
   const Variable h = norm2(x + ca(x));
   return norm3(h + feed_forward(h));
+}
+
+// The cross-attention block's attention of queries y to the memory's keys and values, keeping
+// the weights if asked.
+Variable TransformerDecoderLayer::cross(const Variable& y, const KV& memory_kv,
+                                        const AttentionMasks& memory_masks,
+                                        Tensor* cross_weights) const {
+  AttentionOutput a = multihead_attn.attend(y, memory_kv, memory_masks, cross_weights != nullptr);
+  if (cross_weights != nullptr) *cross_weights = std::move(a.weights);
+  return dropout2(a.output);
 }
 
 Variable TransformerDecoderLayer::forward(const Variable& tgt, const Variable& memory,
@@ -225,20 +242,37 @@ Variable TransformerDecoderLayer::forward(const Variable& tgt, const Variable& m
     throw ShapeError(fmt::format("TransformerDecoderLayer: tgt {} and memory {} differ in batch",
                                  shape_str(tgt.shape()), shape_str(memory.shape())));
   }
-  const auto sa = [&](const Variable& y) { return dropout1(self_attn(y, y, y, tgt_masks).output); };
-  const Variable x = opt_.norm_first ? tgt + sa(norm1(tgt)) : norm1(tgt + sa(tgt));
-  return cross_and_feed_forward(x, project_memory(memory), memory_masks, cross_weights);
+  const KV memory_kv = project_memory(memory);
+  return blocks(
+      tgt, [&](const Variable& y) { return dropout1(self_attn(y, y, y, tgt_masks).output); },
+      [&](const Variable& y) { return cross(y, memory_kv, memory_masks, cross_weights); });
 }
 
 Variable TransformerDecoderLayer::step(const Variable& tgt, KV& self_cache, const KV& memory_kv,
                                        const Tensor& memory_key_padding_mask,
                                        Tensor* cross_weights) const {
   check_sequence(tgt, opt_.d_model, "TransformerDecoderLayer", "step input");
-  const auto sa = [&](const Variable& y) { return dropout1(self_attn.step(y, self_cache).output); };
-  const Variable x = opt_.norm_first ? tgt + sa(norm1(tgt)) : norm1(tgt + sa(tgt));
   AttentionMasks memory_masks;
   memory_masks.key_padding_mask = memory_key_padding_mask;
-  return cross_and_feed_forward(x, memory_kv, memory_masks, cross_weights);
+  return blocks(
+      tgt, [&](const Variable& y) { return dropout1(self_attn.step(y, self_cache).output); },
+      [&](const Variable& y) { return cross(y, memory_kv, memory_masks, cross_weights); });
+}
+
+Variable TransformerDecoderLayer::forward_packed(const Variable& tgt, const TokenPacking& tp,
+                                                 const Variable& memory, const TokenPacking& sp,
+                                                 const AttentionMasks& tgt_masks,
+                                                 const AttentionMasks& memory_masks) const {
+  if (tp.batch() != sp.batch()) {
+    throw ShapeError(fmt::format("TransformerDecoderLayer: target batch {} and memory batch {} differ",
+                                 tp.batch(), sp.batch()));
+  }
+  const KV memory_kv = multihead_attn.project_kv_packed(memory, sp);
+  return blocks(
+      tgt, [&](const Variable& y) { return dropout1(self_attn.forward_packed(y, tp, tgt_masks)); },
+      [&](const Variable& y) {
+        return dropout2(multihead_attn.attend_packed(y, tp, memory_kv, memory_masks));
+      });
 }
 
 // --- caches ---
@@ -286,6 +320,13 @@ Variable TransformerEncoder::forward(const Variable& src, const AttentionMasks& 
   return norm != nullptr ? (*norm)(x) : x;
 }
 
+Variable TransformerEncoder::forward_packed(const Variable& x, const TokenPacking& p,
+                                            const AttentionMasks& masks) const {
+  Variable h = x;
+  for (const auto& layer : layers) h = layer->forward_packed(h, p, masks);
+  return norm != nullptr ? (*norm)(h) : h;
+}
+
 EncoderCache TransformerEncoder::start_cache() const {
   EncoderCache cache;
   cache.self.resize(layers.size());
@@ -330,6 +371,17 @@ Variable TransformerDecoder::forward(const Variable& tgt, const Variable& memory
   for (std::size_t i = 0; i < layers.size(); ++i) {
     x = layers[i]->forward(x, memory, tgt_masks, memory_masks,
                            cross_weights != nullptr ? &(*cross_weights)[i] : nullptr);
+  }
+  return norm != nullptr ? (*norm)(x) : x;
+}
+
+Variable TransformerDecoder::forward_packed(const Variable& tgt, const TokenPacking& tp,
+                                            const Variable& memory, const TokenPacking& sp,
+                                            const AttentionMasks& tgt_masks,
+                                            const AttentionMasks& memory_masks) const {
+  Variable x = tgt;
+  for (const auto& layer : layers) {
+    x = layer->forward_packed(x, tp, memory, sp, tgt_masks, memory_masks);
   }
   return norm != nullptr ? (*norm)(x) : x;
 }

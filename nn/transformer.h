@@ -16,6 +16,7 @@
 // Shape legend: B batch, S source length, T target length, E d_model, H heads, F feed-forward.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -77,6 +78,10 @@ class TransformerEncoderLayer : public Module {
   // Causal: new positions x [B,n,E] after the cached ones (decoder-only generation);
   // key_padding_mask, if given, is bool [B, cache length + n].
   Variable step(const Variable& x, KV& cache, const Tensor& key_padding_mask = {}) const;
+  // forward on the rows [N,E] of the padded batch `p` (nn/token_packing.h) -> [N,E]: what
+  // forward gives at the positions that are not padding.
+  Variable forward_packed(const Variable& x, const TokenPacking& p,
+                          const AttentionMasks& masks = {}) const;
   const TransformerOptions& options() const { return opt_; }
 
   MultiheadAttention self_attn;
@@ -87,7 +92,10 @@ class TransformerEncoderLayer : public Module {
   Dropout dropout1, dropout2;
 
  private:
+  using Attend = std::function<Variable(const Variable&)>;
   Variable feed_forward(const Variable& x) const;  // dropout2(linear2(dropout(act(linear1(x)))))
+  // The two blocks with their norms and residuals, self-attention given as sa (with dropout1).
+  Variable blocks(const Variable& x, const Attend& sa) const;
   TransformerOptions opt_;
 };
 
@@ -107,6 +115,11 @@ class TransformerDecoderLayer : public Module {
   // cross-attention to memory_kv; memory_key_padding_mask bool [B,S] or undefined.
   Variable step(const Variable& tgt, KV& self_cache, const KV& memory_kv,
                 const Tensor& memory_key_padding_mask = {}, Tensor* cross_weights = nullptr) const;
+  // forward on rows: tgt [Nt,E] of the padded target batch tp, memory [Ns,E] of the padded
+  // source batch sp -> [Nt,E], what forward gives at the target positions that are not padding.
+  Variable forward_packed(const Variable& tgt, const TokenPacking& tp, const Variable& memory,
+                          const TokenPacking& sp, const AttentionMasks& tgt_masks = {},
+                          const AttentionMasks& memory_masks = {}) const;
   const TransformerOptions& options() const { return opt_; }
 
   MultiheadAttention self_attn;
@@ -118,11 +131,13 @@ class TransformerDecoderLayer : public Module {
   Dropout dropout1, dropout2, dropout3;
 
  private:
+  using Attend = std::function<Variable(const Variable&)>;
   Variable feed_forward(const Variable& x) const;  // dropout3(linear2(dropout(act(linear1(x)))))
-  // The part after self-attention: cross-attention (given the memory's keys and values) and the
-  // feed-forward, with the norms in their places.
-  Variable cross_and_feed_forward(const Variable& x, const KV& memory_kv,
-                                  const AttentionMasks& memory_masks, Tensor* cross_weights) const;
+  // The three blocks with their norms and residuals, the attentions given as sa and ca (with
+  // dropout1 and dropout2).
+  Variable blocks(const Variable& x, const Attend& sa, const Attend& ca) const;
+  Variable cross(const Variable& y, const KV& memory_kv, const AttentionMasks& memory_masks,
+                 Tensor* cross_weights) const;
   TransformerOptions opt_;
 };
 
@@ -161,6 +176,9 @@ class TransformerEncoder : public Module {
   // gives what forward gives with is_causal.
   EncoderCache start_cache() const;
   Variable step(const Variable& x, EncoderCache& cache, const Tensor& key_padding_mask = {}) const;
+  // forward on the rows [N,E] of the padded batch `p` -> [N,E] (see the layer's).
+  Variable forward_packed(const Variable& x, const TokenPacking& p,
+                          const AttentionMasks& masks = {}) const;
 
   std::int64_t num_layers() const { return static_cast<std::int64_t>(layers.size()); }
   std::vector<std::unique_ptr<TransformerEncoderLayer>> layers;
@@ -184,6 +202,10 @@ class TransformerDecoder : public Module {
   // with tgt_masks.is_causal. cross_weights, if given, receives one [B,H,n,S] per layer.
   Variable step(const Variable& tgt, DecoderCache& cache,
                 std::vector<Tensor>* cross_weights = nullptr) const;
+  // forward on rows (see the layer's): tgt [Nt,E] of tp, memory [Ns,E] of sp -> [Nt,E].
+  Variable forward_packed(const Variable& tgt, const TokenPacking& tp, const Variable& memory,
+                          const TokenPacking& sp, const AttentionMasks& tgt_masks = {},
+                          const AttentionMasks& memory_masks = {}) const;
 
   std::int64_t num_layers() const { return static_cast<std::int64_t>(layers.size()); }
   std::vector<std::unique_ptr<TransformerDecoderLayer>> layers;

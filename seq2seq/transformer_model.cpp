@@ -173,7 +173,17 @@ LossResult TransformerSeq2Seq::loss(const Tensor& src, const std::vector<std::in
                                     const LossOptions& options, Generator& /*gen*/) const {
   check_loss_inputs("TransformerSeq2Seq::loss", src, lengths, tgt_in, tgt_out);
   check_teacher_forcing("TransformerSeq2Seq::loss", options, training());
-  return target_loss(logits(src, tgt_in), tgt_out, options.label_smoothing);
+  // On packed rows, so that the padding costs no products (nn/token_packing.h); the logits of
+  // logits() at the target's tokens, in the order of tgt_out's.
+  const Tensor src_pad = padding(src);
+  const TokenPacking sp = TokenPacking::from_padding(src_pad);
+  const TokenPacking tp = TokenPacking::from_padding(padding(tgt_in));
+  const Variable memory =
+      transformer_.encoder.forward_packed(sp.pack(io_.source(src)), sp, masks(src_pad));
+  const Variable h = transformer_.decoder.forward_packed(
+      tp.pack(io_.target(tgt_in)), tp, memory, sp, masks({}, true), masks(src_pad));
+  return target_loss(io_.logits(h), index_select(tgt_out.reshape({-1}), 0, tp.rows()),
+                     options.label_smoothing);
 }
 
 Variable TransformerSeq2Seq::logits(const Tensor& src, const Tensor& tgt_in) const {
@@ -256,7 +266,26 @@ LossResult DecoderOnly::loss(const Tensor& src, const std::vector<std::int64_t>&
                              const LossOptions& options, Generator& /*gen*/) const {
   check_loss_inputs("DecoderOnly::loss", src, lengths, tgt_in, tgt_out);
   check_teacher_forcing("DecoderOnly::loss", options, training());
-  return target_loss(logits(src, tgt_in), tgt_out, options.label_smoothing);
+  // On packed rows of [source | <s> y], as TransformerSeq2Seq::loss.
+  const std::int64_t S = src.size(1), T = tgt_in.size(1);
+  const Tensor pad = concat({padding(src), padding(tgt_in)}, 1);
+  const TokenPacking p = TokenPacking::from_padding(pad);
+  const Variable x = concat({io_.source(src), io_.target(tgt_in)}, 1);
+  const Variable h = stack_.forward_packed(p.pack(x), p, masks(pad, true));
+  // the packed rows at target positions, and where each is in tgt_out [B,T]
+  std::vector<std::int64_t> rows, targets;
+  const std::vector<std::int64_t> flat = p.rows().to_vector<std::int64_t>();
+  for (std::size_t i = 0; i < flat.size(); ++i) {
+    const std::int64_t b = flat[i] / (S + T), t = flat[i] % (S + T);
+    if (t < S) continue;
+    rows.push_back(static_cast<std::int64_t>(i));
+    targets.push_back(b * T + t - S);
+  }
+  const auto n = static_cast<std::int64_t>(rows.size());
+  const Variable logits = io_.logits(index_select(h, 0, Tensor::from_vector(rows, {n})));
+  return target_loss(logits,
+                     index_select(tgt_out.reshape({-1}), 0, Tensor::from_vector(targets, {n})),
+                     options.label_smoothing);
 }
 
 Variable DecoderOnly::logits(const Tensor& src, const Tensor& tgt_in) const {

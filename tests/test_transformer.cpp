@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -413,6 +414,119 @@ TEST_CASE("transformer gradcheck: 2-layer stacks with final norm, and a Transfor
                          {.key_padding_mask = src_pad});
       },
       {normal({2, 4, 4}, 0, 1, f64, gen), normal({2, 3, 4}, 0, 1, f64, gen)}, t);
+}
+
+// --- packed rows (nn/token_packing.h) ---
+
+TEST_CASE("transformer: TokenPacking keeps the tokens in order and unpacks zeros at padding") {
+  const Tensor pad = padding_mask({3, 1, 2}, 3);
+  const TokenPacking p = TokenPacking::from_padding(pad);
+  CHECK(p.tokens() == 6);
+  CHECK_FALSE(p.dense());
+  CHECK(p.rows().to_vector<std::int64_t>() == std::vector<std::int64_t>{0, 1, 2, 3, 6, 7});
+  Generator gen(21);
+  const Tensor x = normal({3, 3, 2}, 0, 1, f64, gen);
+  const Variable packed = p.pack(Variable(x));
+  REQUIRE(packed.shape() == Shape{6, 2});
+  CHECK(packed.data().at({4, 1}) == x.at({2, 0, 1}));
+  const Tensor back = p.unpack(packed).data();
+  REQUIRE(back.shape() == x.shape());
+  for (std::int64_t b = 0; b < 3; ++b) {
+    for (std::int64_t t = 0; t < 3; ++t) {
+      const bool is_pad = pad.at({b, t}) != 0;
+      for (std::int64_t c = 0; c < 2; ++c) {
+        CHECK(back.at({b, t, c}) == (is_pad ? 0.0 : x.at({b, t, c})));
+      }
+    }
+  }
+  const GradcheckResult r = gradcheck(
+      [&](const std::vector<Variable>& v) { return p.unpack(p.pack(v[0]) * p.pack(v[0])); },
+      {x});
+  CHECK(r.passed);
+  // without padding, packing is a reshape
+  const TokenPacking dense = TokenPacking::from_padding(padding_mask({3, 3, 3}, 3));
+  CHECK(dense.dense());
+  CHECK(max_abs_diff(dense.pack(Variable(x)).data(), x.reshape({9, 2})) == 0);
+  CHECK_THROWS_WITH_AS(p.pack(Variable(normal({2, 3, 2}, 0, 1, f64, gen))),
+                       "TokenPacking::pack: input [2,3,2] must be [B,T,C] with B = 3, T = 3",
+                       ShapeError);
+  CHECK_THROWS_WITH_AS(p.unpack(Variable(normal({5, 2}, 0, 1, f64, gen))),
+                       "TokenPacking::unpack: input [5,2] must be [N,C] with N = 6 tokens",
+                       ShapeError);
+  CHECK_THROWS_AS(TokenPacking::from_padding(Tensor::zeros({3}, DType::boolean)), ShapeError);
+}
+
+// A weighted sum of the rows: the same loss for a packed output and a packed full one.
+Variable weighted(const Variable& rows, const Tensor& w) { return sum(rows * Variable(w)); }
+
+// Every parameter's gradient after loss(), starting from none.
+std::vector<Tensor> param_grads(const Module& m, const std::function<Variable()>& loss) {
+  for (Variable p : m.parameters()) p.zero_grad();
+  loss().backward();
+  std::vector<Tensor> g;
+  for (const Variable& p : m.parameters()) g.push_back(p.grad().clone());
+  return g;
+}
+
+void check_same(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(max_abs_diff(a[i], b[i]) < 1e-12);
+  }
+}
+
+TEST_CASE("transformer: layers on packed rows give forward's outputs and gradients at the tokens") {
+  for (const bool norm_first : {false, true}) {
+    CAPTURE(norm_first);
+    Generator gen(22);
+    const Tensor src_pad = padding_mask({4, 2, 3}, 4), tgt_pad = padding_mask({1, 3, 2}, 3);
+    const TokenPacking sp = TokenPacking::from_padding(src_pad);
+    const TokenPacking tp = TokenPacking::from_padding(tgt_pad);
+    const Variable src(normal({3, 4, 4}, 0, 1, f64, gen)), tgt(normal({3, 3, 4}, 0, 1, f64, gen));
+    const AttentionMasks src_masks{.key_padding_mask = src_pad, .is_causal = false};
+    const AttentionMasks tgt_masks{.key_padding_mask = {}, .is_causal = true};
+
+    TransformerEncoder enc(small(norm_first, 0.0, Activation::gelu), 2, true, gen);
+    const Tensor we = normal({sp.tokens(), 4}, 0, 1, f64, gen);
+    const auto packed_enc = [&] { return enc.forward_packed(sp.pack(src), sp, src_masks); };
+    const auto full_enc = [&] { return sp.pack(enc.forward(src, src_masks)); };
+    CHECK(max_abs_diff(packed_enc().data(), full_enc().data()) < 1e-12);
+    check_same(param_grads(enc, [&] { return weighted(packed_enc(), we); }),
+               param_grads(enc, [&] { return weighted(full_enc(), we); }));
+
+    TransformerDecoder dec(small(norm_first), 2, true, gen);
+    const Tensor wd = normal({tp.tokens(), 4}, 0, 1, f64, gen);
+    const Variable memory_rows = sp.pack(src);
+    const auto packed_dec = [&] {
+      return dec.forward_packed(tp.pack(tgt), tp, memory_rows, sp, tgt_masks, src_masks);
+    };
+    const auto full_dec = [&] { return tp.pack(dec.forward(tgt, src, tgt_masks, src_masks)); };
+    CHECK(max_abs_diff(packed_dec().data(), full_dec().data()) < 1e-12);
+    check_same(param_grads(dec, [&] { return weighted(packed_dec(), wd); }),
+               param_grads(dec, [&] { return weighted(full_dec(), wd); }));
+    check_layer_grad(
+        [&](const std::vector<Variable>& x) {
+          return dec.forward_packed(x[0], tp, x[1], sp, tgt_masks, src_masks);
+        },
+        {normal({tp.tokens(), 4}, 0, 1, f64, gen), normal({sp.tokens(), 4}, 0, 1, f64, gen)}, dec);
+  }
+}
+
+TEST_CASE("transformer: packed rows of the wrong shape are named in the error") {
+  Generator gen(23);
+  const TokenPacking p = TokenPacking::from_padding(padding_mask({2, 1}, 2));
+  MultiheadAttention mha(4, 2, 0.0, true, gen, f64);
+  CHECK_THROWS_WITH_AS(mha.forward_packed(Variable(normal({2, 4}, 0, 1, f64, gen)), p),
+                       "MultiheadAttention: self-attention rows [2,4] must be [N,E] with N = 3 "
+                       "tokens, E = 4",
+                       ShapeError);
+  TransformerDecoderLayer dec(small(false), gen);
+  const TokenPacking other = TokenPacking::from_padding(padding_mask({2}, 2));
+  CHECK_THROWS_WITH_AS(dec.forward_packed(Variable(normal({3, 4}, 0, 1, f64, gen)), p,
+                                          Variable(normal({2, 4}, 0, 1, f64, gen)), other),
+                       "TransformerDecoderLayer: target batch 2 and memory batch 1 differ",
+                       ShapeError);
 }
 
 // --- incremental decoding ---

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <set>
 
 #include "autograd/autograd.h"
@@ -71,6 +72,50 @@ TEST_CASE("transformer gradcheck: the whole loss of each arch, float64") {
     CAPTURE(r.worst);
     CHECK(r.entries > 200);
     CHECK(r.passed);
+  }
+}
+
+TEST_CASE("transformer: the loss on packed rows is the padded forward's, value and gradients") {
+  // loss() skips the padding (nn/token_packing.h); logits() runs the padded batch whole.
+  for (const char* arch : {"transformer", "decoder-only"}) {
+    for (const bool norm_first : {false, true}) {
+      CAPTURE(arch);
+      CAPTURE(norm_first);
+      Generator gen(5);
+      ModelConfig cfg = tiny(arch, DType::f64);
+      cfg.norm_first = norm_first;
+      cfg.layers = 2;
+      const Seq2Seq model(cfg, gen);
+      const Reverse b = reverse_batch(gen, 4, 1, 5, 3);
+      const auto grads = [&](const std::function<Variable()>& loss, double& value) {
+        for (Variable p : model.parameters()) p.zero_grad();
+        const Variable l = loss();
+        value = l.item();
+        l.backward();
+        std::vector<Tensor> g;
+        for (const Variable& p : model.parameters()) g.push_back(p.grad().clone());
+        return g;
+      };
+      double packed = 0, full = 0;
+      const std::vector<Tensor> gp = grads(
+          [&] {
+            return model.loss(b.src, b.lengths, b.tgt_in, b.tgt_out, {.label_smoothing = 0.1}, gen)
+                .loss;
+          },
+          packed);
+      const std::vector<Tensor> gf = grads(
+          [&] { return target_loss(full_logits(model, b.src, b.tgt_in), b.tgt_out, 0.1).loss; },
+          full);
+      CHECK(std::abs(packed - full) < 1e-12);
+      REQUIRE(gp.size() == gf.size());
+      for (std::size_t i = 0; i < gp.size(); ++i) {
+        const auto x = gp[i].to_vector<double>(), y = gf[i].to_vector<double>();
+        double worst = 0;
+        for (std::size_t j = 0; j < x.size(); ++j) worst = std::max(worst, std::abs(x[j] - y[j]));
+        CAPTURE(i);
+        CHECK(worst < 1e-12);
+      }
+    }
   }
 }
 

@@ -40,7 +40,8 @@ std::string to_dot(const Variable& root) {
     lines.push_back(v->is_leaf() ? (v->name.empty() ? "leaf" : v->name)
                                  : std::string(op_name(v->op)));
     if (!v->is_leaf() && !v->name.empty()) lines.back() += " (" + v->name + ")";
-    lines.push_back(fmt::format("{} {}", dtype_name(v->data.dtype()), shape_str(v->data.shape())));
+    lines.push_back(
+        fmt::format("{} {}", dtype_name(v->value_dtype()), shape_str(v->value_shape())));
     if (v->grad.defined()) lines.push_back(fmt::format("|grad| = {:.4g}", l2_norm(v->grad)));
     std::string label;
     for (const auto& line : lines) label += (label.empty() ? "" : "\\n") + escape(line);

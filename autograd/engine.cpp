@@ -44,7 +44,7 @@ Tensor run_hooks(const VarImpl& node, Tensor g) {
     if (replaced.shape() != g.shape() || replaced.dtype() != g.dtype()) {
       throw ShapeError(fmt::format(
           "backward: a hook on the {} output {} returned a gradient {}; it must keep {}",
-          op_name(node.op), describe(node.data), describe(replaced), describe(g)));
+          op_name(node.op), node.describe_value(), describe(replaced), describe(g)));
     }
     g = std::move(replaced);
   }

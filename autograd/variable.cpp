@@ -67,7 +67,7 @@ bool GradSink::needs(std::size_t i) const {
 
 void GradSink::check(std::size_t i, const Tensor& g) const {
   std::vector<std::string> described;
-  for (const auto& in : inputs_) described.push_back(describe(in->data));
+  for (const auto& in : inputs_) described.push_back(in->describe_value());
   check_backward(node_.op, i, g, described);
 }
 
@@ -81,7 +81,7 @@ void GradSink::add_matmul(std::size_t i, const Tensor& a, const Tensor& b) const
   if (!inputs_[i]->requires_grad) return;
   if (!detect_anomaly() && inputs_[i]->accumulate_matmul(a, b)) return;
   // (a @ b)^T = b^T @ a^T: a column-major operand gets a dense gradient under a transposed view
-  add(i, column_major(inputs_[i]->data) ? mT(matmul(mT(b), mT(a))) : matmul(a, b));
+  add(i, inputs_[i]->value_column_major() ? mT(matmul(mT(b), mT(a))) : matmul(a, b));
 }
 
 void GradSink::add_slab(std::size_t i, std::int64_t axis, std::int64_t start,
@@ -101,23 +101,24 @@ bool broadcast_view(const Tensor& t) {
 }  // namespace
 
 void VarImpl::accumulate_slab(std::int64_t axis, std::int64_t start, const Tensor& g) {
-  Shape want = data.shape();
-  if (axis < 0 || axis >= data.dim() || g.dim() != data.dim() || start < 0 ||
-      start + g.size(axis) > data.size(axis)) {
+  Shape want = value_shape();
+  const auto rank = static_cast<std::int64_t>(want.size());
+  if (axis < 0 || axis >= rank || g.dim() != rank || start < 0 ||
+      start + g.size(axis) > want[static_cast<std::size_t>(axis)]) {
     throw std::logic_error(fmt::format(
         "internal error: a backward produced a slab {}{} at {} of axis {} for a value of {}{}",
-        dtype_name(g.dtype()), shape_str(g.shape()), start, axis, dtype_name(data.dtype()),
-        shape_str(data.shape())));
+        dtype_name(g.dtype()), shape_str(g.shape()), start, axis, dtype_name(value_dtype()),
+        shape_str(value_shape())));
   }
   want[static_cast<std::size_t>(axis)] = g.size(axis);
-  if (g.shape() != want || g.dtype() != data.dtype()) {
+  if (g.shape() != want || g.dtype() != value_dtype()) {
     throw std::logic_error(
         fmt::format("internal error: a backward produced a slab {}{} for a value of {}{} (axis {})",
-                    dtype_name(g.dtype()), shape_str(g.shape()), dtype_name(data.dtype()),
-                    shape_str(data.shape()), axis));
+                    dtype_name(g.dtype()), shape_str(g.shape()), dtype_name(value_dtype()),
+                    shape_str(value_shape()), axis));
   }
   if (!grad.defined()) {
-    grad = Tensor::zeros(data.shape(), data.dtype());
+    grad = Tensor::zeros(value_shape(), value_dtype());
     grad.narrow(axis, start, g.size(axis)).copy_from(g);
     return;
   }
@@ -147,10 +148,10 @@ bool VarImpl::accumulate_matmul(const Tensor& a, const Tensor& b) {
 void VarImpl::accumulate(const Tensor& g) {
   // An op's backward must hand each input a gradient of exactly its shape and dtype; a mismatch
   // is a bug in that backward, caught here (a shape compare) rather than as silent corruption.
-  if (g.shape() != data.shape() || g.dtype() != data.dtype()) {
-    throw std::logic_error(fmt::format(
-        "internal error: a backward produced {}{} for a value of {}{}", dtype_name(g.dtype()),
-        shape_str(g.shape()), dtype_name(data.dtype()), shape_str(data.shape())));
+  if (g.shape() != value_shape() || g.dtype() != value_dtype()) {
+    throw std::logic_error(fmt::format("internal error: a backward produced {}{} for a value of {}",
+                                       dtype_name(g.dtype()), shape_str(g.shape()),
+                                       describe_value()));
   }
   if (!grad.defined()) {
     // Leaves keep a dense buffer of their own: `g` may be a broadcast view, or the very tensor
@@ -163,7 +164,26 @@ void VarImpl::accumulate(const Tensor& g) {
   }
 }
 
+bool VarImpl::value_column_major() const {
+  return released ? released_column_major : column_major(data);
+}
+
+std::string VarImpl::describe_value() const {
+  return released ? fmt::format("{}{}", dtype_name(released_dtype), shape_str(released_shape))
+                  : describe(data);
+}
+
+void VarImpl::release_data() {
+  if ((is_leaf() && requires_grad) || released || !data.defined()) return;
+  released_shape = data.shape();
+  released_dtype = data.dtype();
+  released_column_major = column_major(data);
+  released = true;
+  data = Tensor();
+}
+
 Variable::Variable(Tensor data, bool requires_grad) : impl_(std::make_shared<VarImpl>()) {
+  hold();
   if (!data.defined()) throw ValueError("Variable: the data tensor is undefined");
   impl_->data = std::move(data);
   set_requires_grad(requires_grad);

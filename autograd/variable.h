@@ -4,8 +4,15 @@
 //
 // Gradients accumulate: backward adds into `.grad`, so a value used twice receives the sum.
 // Leaves own their gradient buffer (dense, never shared), so optimizers may update it in place.
+//
+// The tape keeps what backward reads, not every value: each backward closure holds the tensors it
+// needs (as PyTorch's saved tensors), and when the last Variable handle of a value goes while the
+// tape still links to it, the value's data is released (the tape keeps its shape, dtype and
+// layout). A bias add's input or a concatenation feeding an index_select is then freed as soon
+// as the forward moves on, instead of living until backward.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -54,7 +61,7 @@ using BackwardFn = std::function<void(const Tensor& dy, const GradSink& sink)>;
 using GradHook = std::function<Tensor(const Tensor& grad)>;
 
 struct VarImpl {
-  Tensor data;
+  Tensor data;  // undefined once released (below)
   Tensor grad;  // undefined until a backward pass reaches this value
   bool requires_grad = false;
   bool retain_grad = false;  // keep .grad on a non-leaf after backward
@@ -65,8 +72,21 @@ struct VarImpl {
   BackwardFn backward;
   std::vector<GradHook> hooks;   // register_hook; a removed one is left empty
   std::uint64_t visit_mark = 0;  // the engine's "seen in this sweep" stamp
+  // The Variables pointing here (the tape's links are not counted), and what stays of a value
+  // whose data was released when the last of them went.
+  std::atomic<std::int64_t> handles{0};
+  bool released = false;
+  Shape released_shape;
+  DType released_dtype = DType::f32;
+  bool released_column_major = false;
 
   bool is_leaf() const { return op == Op::leaf; }
+  const Shape& value_shape() const { return released ? released_shape : data.shape(); }
+  DType value_dtype() const { return released ? released_dtype : data.dtype(); }
+  bool value_column_major() const;     // a transposed 2-D layout (tensor/matmul.h column_major)
+  std::string describe_value() const;  // "f32[2,3]"
+  // Drops data, keeping its shape, dtype and layout; leaves that require grad keep theirs.
+  void release_data();
   // Adds g into grad (first time: takes it, copying for leaves so the buffer is their own).
   void accumulate(const Tensor& g);
   // Adds g into one slab of grad along axis (zeros elsewhere); see GradSink::add_slab.
@@ -86,6 +106,23 @@ class Variable {
  public:
   Variable() = default;
   explicit Variable(Tensor data, bool requires_grad = false);
+  Variable(const Variable& other) : impl_(other.impl_) { hold(); }
+  Variable(Variable&& other) noexcept : impl_(std::move(other.impl_)) {}
+  Variable& operator=(const Variable& other) {
+    if (impl_ != other.impl_) {
+      Variable copy(other);
+      std::swap(impl_, copy.impl_);
+    }
+    return *this;
+  }
+  Variable& operator=(Variable&& other) noexcept {
+    if (this != &other) {
+      let_go();
+      impl_ = std::move(other.impl_);
+    }
+    return *this;
+  }
+  ~Variable() { let_go(); }
 
   bool defined() const { return impl_ != nullptr; }
   const Tensor& data() const;
@@ -124,9 +161,19 @@ class Variable {
   Variable detach() const;
 
   const std::shared_ptr<VarImpl>& impl() const { return impl_; }
-  explicit Variable(std::shared_ptr<VarImpl> impl) : impl_(std::move(impl)) {}
+  explicit Variable(std::shared_ptr<VarImpl> impl) : impl_(std::move(impl)) { hold(); }
 
  private:
+  void hold() const {
+    if (impl_) impl_->handles.fetch_add(1, std::memory_order_relaxed);
+  }
+  // The last handle of a value the tape still links to releases its data.
+  void let_go() noexcept {
+    if (impl_ && impl_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+        impl_.use_count() > 1) {
+      impl_->release_data();
+    }
+  }
   std::shared_ptr<VarImpl> impl_;
 };
 

@@ -218,6 +218,8 @@ struct VariantResult {
   double greedy_matmul_ms = NAN, beam_matmul_ms = NAN;  // the decodes' own products, replayed
   std::int64_t gemm_calls = 0, tiny_calls = 0;
   double our_rss = NAN, their_rss = NAN;
+  double our_tensors =
+      NAN;  // MiB of tensor storage in use at the variant's peak (the cache's count)
   std::string their_core = "-";
 };
 
@@ -515,6 +517,8 @@ VariantResult run_variant(const Variant& v, const Options& opt) {
     res.figures[2].matmul_ms = res.beam_matmul_ms;
   }
   res.our_rss = peak_rss_mib();
+  res.our_tensors =
+      static_cast<double>(seqgrad::storage_cache_stats().peak_in_use) / (1024.0 * 1024.0);
   if (!torch.empty())
     res.their_rss = torch.front()->request("rss").at("peak_rss_mib").get<double>();
   return res;
@@ -555,12 +559,14 @@ void print_tables(const std::vector<VariantResult>& results, bool with_torch) {
   }
   fmt::print(
       "\n| variant | step 1 thread ms | matmul-only ms | ratio | GFLOP | tiny products | peak RSS "
-      "seqgrad MiB | peak RSS torch MiB |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+      "seqgrad MiB | peak RSS torch MiB | peak tensors seqgrad MiB |\n| --- | --- | --- | --- | "
+      "--- | "
+      "--- | --- | --- | --- |\n");
   for (const VariantResult& r : results) {
     const double step = median(r.figures.front().ours[0]);
-    fmt::print("| {} | {:.1f} | {:.1f} | {:.2f} | {:.2f} | {} | {:.0f} | {:.0f} |\n", r.v.label(),
-               step, r.matmul_ms, step / r.matmul_ms, r.gflop, r.tiny_calls, r.our_rss,
-               r.their_rss);
+    fmt::print("| {} | {:.1f} | {:.1f} | {:.2f} | {:.2f} | {} | {:.0f} | {:.0f} | {:.0f} |\n",
+               r.v.label(), step, r.matmul_ms, step / r.matmul_ms, r.gflop, r.tiny_calls, r.our_rss,
+               r.their_rss, r.our_tensors);
   }
 }
 

@@ -264,8 +264,9 @@ Variable TransformerDecoderLayer::forward_packed(const Variable& tgt, const Toke
                                                  const AttentionMasks& tgt_masks,
                                                  const AttentionMasks& memory_masks) const {
   if (tp.batch() != sp.batch()) {
-    throw ShapeError(fmt::format("TransformerDecoderLayer: target batch {} and memory batch {} differ",
-                                 tp.batch(), sp.batch()));
+    throw ShapeError(
+        fmt::format("TransformerDecoderLayer: target batch {} and memory batch {} differ",
+                    tp.batch(), sp.batch()));
   }
   const KV memory_kv = multihead_attn.project_kv_packed(memory, sp);
   return blocks(

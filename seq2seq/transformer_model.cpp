@@ -180,8 +180,8 @@ LossResult TransformerSeq2Seq::loss(const Tensor& src, const std::vector<std::in
   const TokenPacking tp = TokenPacking::from_padding(padding(tgt_in));
   const Variable memory =
       transformer_.encoder.forward_packed(sp.pack(io_.source(src)), sp, masks(src_pad));
-  const Variable h = transformer_.decoder.forward_packed(
-      tp.pack(io_.target(tgt_in)), tp, memory, sp, masks({}, true), masks(src_pad));
+  const Variable h = transformer_.decoder.forward_packed(tp.pack(io_.target(tgt_in)), tp, memory,
+                                                         sp, masks({}, true), masks(src_pad));
   return target_loss(io_.logits(h), index_select(tgt_out.reshape({-1}), 0, tp.rows()),
                      options.label_smoothing);
 }

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "autograd/autograd.h"
+#include "tensor/allocator.h"
 
 namespace seqgrad {
 namespace {
@@ -151,6 +152,31 @@ TEST_CASE("intermediate gradients are freed unless retained") {
   Variable h2 = tanh(x2);
   sum(h2).backward(BackwardOptions{.keep_all_grads = true});
   CHECK(h2.grad().defined());
+}
+
+TEST_CASE("the tape keeps what backward reads: a value's data goes with its last handle") {
+  // 64x64 float32 = 16 KiB a value: cache-sized blocks, counted in the cache's in_use.
+  Variable x(Tensor::ones({64, 64}), true);
+  const auto in_use = [] { return storage_cache_stats().in_use; };
+  const std::size_t before = in_use();
+  // x * 2 feeds an add (whose backward reads no data), and the add a sum: neither output is
+  // read by a backward, so with no handle left neither is kept.
+  const Variable y = sum(x * 2.0 + 1.0);
+  if (storage_cache_enabled()) CHECK(in_use() - before < 16 * 1024);
+  // tanh's backward reads its output: kept by the closure while the tape lives.
+  Variable t = tanh(x * 0.5);
+  t.register_hook([](const Tensor& g) { return mul(g, Tensor::scalar(2.0)); });
+  const std::size_t with_t = in_use();
+  Variable z = sum(t);
+  t = Variable();  // the hooked intermediate keeps no handle: its hook still runs
+  if (storage_cache_enabled()) CHECK(in_use() == with_t);  // tanh's output lives in its closure
+  const std::string dot = to_dot(z);
+  CHECK(dot.find("tanh\\nfloat32 [64,64]") != std::string::npos);  // the shape stays
+  y.backward();
+  z.backward();
+  // d/dx sum(2x + 1) = 2, plus the hooked 2 * (1 - tanh(x/2)^2) / 2
+  const double th = std::tanh(0.5);
+  CHECK(x.grad().at({3, 5}) == doctest::Approx(2.0 + (1 - th * th)).epsilon(1e-6));
 }
 
 TEST_CASE("nodes know their op name and shape, DOT export shows both and grad norms") {

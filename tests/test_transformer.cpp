@@ -440,8 +440,7 @@ TEST_CASE("transformer: TokenPacking keeps the tokens in order and unpacks zeros
     }
   }
   const GradcheckResult r = gradcheck(
-      [&](const std::vector<Variable>& v) { return p.unpack(p.pack(v[0]) * p.pack(v[0])); },
-      {x});
+      [&](const std::vector<Variable>& v) { return p.unpack(p.pack(v[0]) * p.pack(v[0])); }, {x});
   CHECK(r.passed);
   // without padding, packing is a reshape
   const TokenPacking dense = TokenPacking::from_padding(padding_mask({3, 3, 3}, 3));
@@ -457,7 +456,9 @@ TEST_CASE("transformer: TokenPacking keeps the tokens in order and unpacks zeros
 }
 
 // A weighted sum of the rows: the same loss for a packed output and a packed full one.
-Variable weighted(const Variable& rows, const Tensor& w) { return sum(rows * Variable(w)); }
+Variable weighted(const Variable& rows, const Tensor& w) {
+  return sum(rows * Variable(w));
+}
 
 // Every parameter's gradient after loss(), starting from none.
 std::vector<Tensor> param_grads(const Module& m, const std::function<Variable()>& loss) {

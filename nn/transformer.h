@@ -12,6 +12,9 @@
 //
 // Incremental decoding: a cache holds each layer's self-attention keys and values so far (and,
 // for the decoder, the memory's keys and values projected once), so a new token costs one step.
+// Packed rows: forward_packed runs a layer or stack on the tokens of a padded batch only
+// (nn/token_packing.h), giving forward's outputs at those positions; training uses it to skip
+// the padding's products.
 // Positions: sinusoidal_positions below, or a learned Embedding the caller owns.
 // Shape legend: B batch, S source length, T target length, E d_model, H heads, F feed-forward.
 #pragma once

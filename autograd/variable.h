@@ -84,7 +84,7 @@ struct VarImpl {
   const Shape& value_shape() const { return released ? released_shape : data.shape(); }
   DType value_dtype() const { return released ? released_dtype : data.dtype(); }
   bool value_column_major() const;     // a transposed 2-D layout (tensor/matmul.h column_major)
-  std::string describe_value() const;  // "f32[2,3]"
+  std::string describe_value() const;  // "float32[2,3]"
   // Drops data, keeping its shape, dtype and layout; leaves that require grad keep theirs.
   void release_data();
   // Adds g into grad (first time: takes it, copying for leaves so the buffer is their own).

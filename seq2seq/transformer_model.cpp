@@ -187,22 +187,18 @@ LossResult TransformerSeq2Seq::loss(const Tensor& src, const std::vector<std::in
 }
 
 Variable TransformerSeq2Seq::logits(const Tensor& src, const Tensor& tgt_in) const {
-  return pass(src, tgt_in, nullptr).logits;
+  return pass(src, tgt_in, false).logits;
 }
 
 TracedPass TransformerSeq2Seq::traced(const Tensor& src, const Tensor& tgt_in) const {
-  std::vector<SdpaTrace> sink;
-  TracedPass p = pass(src, tgt_in, &sink);
-  p.attention = std::move(sink);
-  return p;
+  return pass(src, tgt_in, true);
 }
 
-TracedPass TransformerSeq2Seq::pass(const Tensor& src, const Tensor& tgt_in,
-                                    std::vector<SdpaTrace>* sink) const {
+TracedPass TransformerSeq2Seq::pass(const Tensor& src, const Tensor& tgt_in, bool trace) const {
+  TracedPass p;
   std::vector<const MultiheadAttention*> cross;
   for (const auto& layer : transformer_.decoder.layers) cross.push_back(&layer->multihead_attn);
-  const ProbeScope probes(cross, sink);
-  TracedPass p;
+  const ProbeScope probes(cross, trace ? &p.attention : nullptr);
   p.source_states = encode(src);
   const Variable h = transformer_.decoder.forward(io_.target(tgt_in), p.source_states,
                                                   masks({}, true), masks(padding(src)));
@@ -289,23 +285,19 @@ LossResult DecoderOnly::loss(const Tensor& src, const std::vector<std::int64_t>&
 }
 
 Variable DecoderOnly::logits(const Tensor& src, const Tensor& tgt_in) const {
-  return pass(src, tgt_in, nullptr).logits;
+  return pass(src, tgt_in, false).logits;
 }
 
 TracedPass DecoderOnly::traced(const Tensor& src, const Tensor& tgt_in) const {
-  std::vector<SdpaTrace> sink;
-  TracedPass p = pass(src, tgt_in, &sink);
-  p.attention = std::move(sink);
-  return p;
+  return pass(src, tgt_in, true);
 }
 
-TracedPass DecoderOnly::pass(const Tensor& src, const Tensor& tgt_in,
-                             std::vector<SdpaTrace>* sink) const {
+TracedPass DecoderOnly::pass(const Tensor& src, const Tensor& tgt_in, bool trace) const {
+  TracedPass p;
   std::vector<const MultiheadAttention*> self;
   for (const auto& layer : stack_.layers) self.push_back(&layer->self_attn);
-  const ProbeScope probes(self, sink);
+  const ProbeScope probes(self, trace ? &p.attention : nullptr);
   const std::int64_t S = src.size(1), T = tgt_in.size(1);
-  TracedPass p;
   p.source_states = io_.source(src);
   // [source | <s> y]: the source's padding sits between the two, masked as a key
   const Variable x = concat({p.source_states, io_.target(tgt_in)}, 1);

@@ -75,7 +75,8 @@ class TransformerSeq2Seq : public Architecture {
   TracedPass traced(const Tensor& src, const Tensor& tgt_in) const;
 
  private:
-  TracedPass pass(const Tensor& src, const Tensor& tgt_in, std::vector<SdpaTrace>* sink) const;
+  // The teacher-forced pass; with trace, each probed attention appends to p.attention.
+  TracedPass pass(const Tensor& src, const Tensor& tgt_in, bool trace) const;
   TokenIO io_;
   Transformer transformer_;  // "encoder.*", "decoder.*"
 };
@@ -96,7 +97,8 @@ class DecoderOnly : public Architecture {
   TracedPass traced(const Tensor& src, const Tensor& tgt_in) const;
 
  private:
-  TracedPass pass(const Tensor& src, const Tensor& tgt_in, std::vector<SdpaTrace>* sink) const;
+  // The teacher-forced pass; with trace, each probed attention appends to p.attention.
+  TracedPass pass(const Tensor& src, const Tensor& tgt_in, bool trace) const;
   TokenIO io_;
   TransformerEncoder stack_;  // "decoder.*": causal self-attention layers, a final norm if pre-norm
 };

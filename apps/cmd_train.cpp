@@ -331,6 +331,8 @@ void add_train_command(CLI::App& app) {
       "stop training when this much time is up, keeping time for a last validation: 90s, 45m, "
       "1.5h (a bare number: minutes)");
   cmd->add_option("--lr", c.train.lr)->capture_default_str();
+  cmd->add_option("--adam-beta2", c.train.adam_beta2, "Adam's second-moment decay")
+      ->capture_default_str();
   cmd->add_option_function<std::string>(
       "--schedule", [a](const std::string& s) { a->config.train.schedule = parse_schedule(s); },
       fmt::format("{} (default plateau)", fmt::join(schedule_names(), ", ")));

@@ -27,13 +27,15 @@ void g2p_recipe(const Chosen& chosen, const RecipeTarget& t) {
   if (t.model.arch == "rnn") return;
   // The Transformer families: 3 layers of 256 (each side), 4 heads, feed-forward 1024, pre-norm
   // (steadier than post-norm without a long warm-up). A step costs about twice the recurrent
-  // model's, so the cosine's horizon is 10 epochs: about 55 minutes on the 2-core machine.
+  // model's, so the cosine's horizon is 12 epochs: about 50 minutes on the 2-core machine. Dropout
+  // 0.1: within 3000 steps it gave 48% validation WER against 53% with 0.2 (README).
   if (!chosen("layers"))          t.model.layers = 3;
   if (!chosen("heads"))           t.model.heads = 4;
   if (!chosen("ff"))              t.model.ff = 1024;
   if (!chosen("norm_first"))      t.model.norm_first = true;
+  if (!chosen("dropout"))         t.model.dropout = 0.1;
   if (!chosen("warmup"))          t.train.warmup = 1000;
-  if (!chosen("epochs"))          t.train.epochs = 10;
+  if (!chosen("epochs"))          t.train.epochs = 12;
   if (!chosen("lr"))              t.train.lr = 7e-4;  // 2e-3 stalled: train loss rose from step 1100
   // clang-format on
 }

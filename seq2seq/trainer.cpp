@@ -136,6 +136,7 @@ void TrainOptions::check() const {
   require(epochs >= 1,                          "--epochs",          epochs,          "at least 1");
   require(steps >= 0,                           "--steps",           steps,           "at least 0 (0: use --epochs)");
   require(within(lr, 0, big) && lr > 0,         "--lr",              lr,              "a number above 0");
+  require(within_open_top(adam_beta2, 0, 1),    "--adam-beta2",      adam_beta2,      "in [0, 1)");
   require(within(clip, 0, big),                 "--clip",            clip,            "at least 0 (0: off)");
   require(within(teacher_forcing, 0, 1),        "--teacher-forcing", teacher_forcing, "in [0, 1]");
   require(within(teacher_forcing_end, 0, 1) || teacher_forcing_end == -1,
@@ -156,6 +157,7 @@ nlohmann::json TrainOptions::to_json() const {
   return {{"epochs", epochs},
           {"steps", steps},
           {"lr", lr},
+          {"adam_beta2", adam_beta2},
           {"clip", clip},
           {"teacher_forcing", teacher_forcing},
           {"teacher_forcing_end", teacher_forcing_end},
@@ -178,6 +180,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     o.epochs = json_integer(j.at("epochs"), "epochs");
     o.steps = json_integer(j.at("steps"), "steps");
     o.lr = j.at("lr");
+    o.adam_beta2 = j.value("adam_beta2", 0.999);  // absent in run directories written before it
     o.clip = j.at("clip");
     o.teacher_forcing = j.at("teacher_forcing");
     o.teacher_forcing_end = j.at("teacher_forcing_end");
@@ -403,7 +406,7 @@ Training::Training(Seq2Seq& model, Generator& gen, const TrainData& data,
       hooks_(hooks),
       group_(run.group != nullptr ? *run.group : single_process()),
       writes_(group_.rank() == 0),
-      opt_(model.parameters(), {.lr = options.lr}),
+      opt_(model.parameters(), {.lr = options.lr, .beta2 = options.adam_beta2}),
       parallel_(model, options.threads),
       total_(total_steps(data, options)),
       schedule_(make_schedule()),

@@ -5,6 +5,7 @@
 // checkpoint's tie-break.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -18,6 +19,7 @@
 #include "optim/sgd.h"
 #include "python_runner.h"
 #include "seq2seq/parallel.h"
+#include "seq2seq/recipes.h"
 #include "seq2seq/tasks.h"
 #include "seq2seq/trainer.h"
 #include "tensor/safetensors.h"
@@ -292,7 +294,9 @@ TEST_CASE("train options: names parse both ways, unknown ones list the known") {
   TrainOptions o;
   o.schedule = Schedule::inverse_sqrt;
   o.select_on = Metric::per;
+  o.adam_beta2 = 0.98;
   const TrainOptions back = TrainOptions::from_json(o.to_json());
+  CHECK(back.adam_beta2 == 0.98);
   CHECK(back.schedule == Schedule::inverse_sqrt);
   CHECK(back.select_on == Metric::per);
   nlohmann::json j = o.to_json();
@@ -319,6 +323,7 @@ TEST_CASE("train options: every range is checked, naming the option") {
   CHECK(message([](TrainOptions& o) { o.teacher_forcing = NAN; }) ==
         "--teacher-forcing nan: must be in [0, 1]");
   CHECK(message([](TrainOptions& o) { o.lr = 0; }) == "--lr 0: must be a number above 0");
+  CHECK(message([](TrainOptions& o) { o.adam_beta2 = 1; }) == "--adam-beta2 1: must be in [0, 1)");
   CHECK(message([](TrainOptions& o) { o.clip = -1; }) == "--clip -1: must be at least 0 (0: off)");
   CHECK(message([](TrainOptions& o) { o.label_smoothing = 1; }) ==
         "--label-smoothing 1: must be in [0, 1)");
@@ -329,6 +334,57 @@ TEST_CASE("train options: every range is checked, naming the option") {
         "--teacher-forcing-end 1.5: must be in [0, 1] (or -1: off)");
   CHECK(message([](TrainOptions& o) { o.steps = -1; }) ==
         "--steps -1: must be at least 0 (0: use --epochs)");
+}
+
+TEST_CASE("apply_recipe: G2P's settings for each arch, and what the user chose is kept") {
+  struct Settings {
+    ModelConfig model;
+    TrainOptions train;
+    std::string target_tokens = "chars";
+    std::int64_t max_len = 12;
+  };
+  auto apply = [](const std::string& arch, const std::vector<std::string>& chosen) {
+    Settings s;
+    s.model.arch = arch;
+    s.model.dropout = 0.5;  // stands for a value the user gave, when "dropout" is chosen
+    const Chosen was_chosen = [&](std::string_view key) {
+      return std::find(chosen.begin(), chosen.end(), key) != chosen.end();
+    };
+    apply_recipe("g2p", was_chosen, {s.model, s.train, s.target_tokens, s.max_len});
+    return s;
+  };
+  const Settings rnn = apply("rnn", {});
+  CHECK(rnn.target_tokens == "words");
+  CHECK(rnn.model.layers == 2);
+  CHECK(rnn.model.dropout == 0.2);
+  CHECK(rnn.train.epochs == 20);
+  CHECK(rnn.train.lr == 2e-3);
+  CHECK(rnn.train.time_limit == 3600);
+  CHECK(rnn.train.select_on == Metric::wer);
+  for (const std::string arch : {"transformer", "decoder-only"}) {
+    CAPTURE(arch);
+    const Settings t = apply(arch, {});
+    CHECK(t.model.layers == 3);
+    CHECK(t.model.ff == 1024);
+    CHECK(t.model.norm_first);
+    CHECK(t.model.dropout == 0.1);
+    CHECK(t.train.epochs == 12);
+    CHECK(t.train.lr == 7e-4);
+    CHECK(t.train.warmup == 1000);
+    CHECK(t.train.time_limit == 3600);
+  }
+  const Settings mine = apply("transformer", {"dropout", "epochs"});
+  CHECK(mine.model.dropout == 0.5);
+  CHECK(mine.train.epochs == TrainOptions{}.epochs);
+  CHECK(mine.model.layers == 3);
+  const Settings other = [] {  // a task without a recipe is left alone
+    Settings s;
+    apply_recipe("reverse", [](std::string_view) { return false; },
+                 {s.model, s.train, s.target_tokens, s.max_len});
+    return s;
+  }();
+  CHECK(other.train.epochs == TrainOptions{}.epochs);
+  CHECK(other.model.layers == ModelConfig{}.layers);
 }
 
 TEST_CASE("train: a tie on the selection metric goes to the lower validation loss") {
@@ -420,9 +476,9 @@ TEST_CASE("train: without a time limit the checkpoints hold no clock") {
   Seq2Seq model(task.config(), gen);
   const TrainOptions o{.steps = 2, .lr = 1e-3, .schedule = Schedule::constant};
   const RunSetup run{.files = {dir.path.string()}, .config_text = "{}", .resume = false};
-  const TrainOutcome out = train(
-      model, gen, {.train = task.train, .valid = task.valid, .target_vocab = task.target_vocab},
-      o, run);
+  const TrainOutcome out =
+      train(model, gen,
+            {.train = task.train, .valid = task.valid, .target_vocab = task.target_vocab}, o, run);
   CHECK_FALSE(out.time_up);
   CHECK(read_checkpoint_state(run.files.last()).extra.count("elapsed") == 0);
 }

@@ -302,7 +302,9 @@ struct OurSide {
   void train_step(std::size_t threads_index) {
     adam.zero_grad();
     const seqgrad::StepLoss r = parallel[threads_index]->loss_backward(batch, {}, gen);
-    seqgrad::clip_grad_norm(model.parameters(), kClip);
+    const int threads = kOurThreads[threads_index];  // as the trainer: the update uses them too
+    seqgrad::clip_grad_norm(model.parameters(), kClip, false, threads);
+    adam.set_threads(threads);
     adam.step();
     last_loss = r.loss;
   }

@@ -3,9 +3,11 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <cmath>
 
 #include "optim/fused.h"
+#include "tensor/parallel_for.h"
 
 namespace seqgrad {
 
@@ -22,46 +24,68 @@ void check_grad(const Tensor& g, std::size_t index, std::string_view who) {
   }
 }
 
-}  // namespace
+// The eight partial sums of g^2 (in double: float32 sums over millions of elements lose digits),
+// kept apart so the adds pipeline without reassociation licences.
+using Partials = std::array<double, 8>;
 
-double grad_norm(const std::vector<Variable>& params) {
-  double total = 0.0;
+Partials squares(const Tensor& g) {
+  Partials part{};
+  dispatch_floating(g.dtype(), "grad_norm", [&]<class T>() {
+    const T* pg = g.data<T>();
+    const std::int64_t n = g.numel();
+    std::int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+      for (std::size_t j = 0; j < 8; ++j) {
+        const double x = static_cast<double>(pg[k + static_cast<std::int64_t>(j)]);
+        part[j] += x * x;
+      }
+    }
+    for (; k < n; ++k) {
+      const double x = static_cast<double>(pg[k]);
+      part[0] += x * x;
+    }
+  });
+  return part;
+}
+
+// Elements of each defined grad (0 for the others), for the threads' split; checks as it goes.
+std::vector<std::int64_t> grad_sizes(const std::vector<Variable>& params, std::string_view who) {
+  std::vector<std::int64_t> sizes(params.size(), 0);
   for (std::size_t i = 0; i < params.size(); ++i) {
     if (!params[i].defined())
-      throw ValueError(fmt::format("{}: parameter {} is undefined", __func__, i));
+      throw ValueError(fmt::format("{}: parameter {} is undefined", who, i));
     const Tensor& g = params[i].grad();
     if (!g.defined()) continue;
-    check_grad(g, i, __func__);
-    dispatch_floating(g.dtype(), __func__, [&]<class T>() {
-      // Squares summed in double (float32 sums over millions of elements lose digits), in eight
-      // independent partial sums so the adds pipeline without reassociation licences.
-      const T* pg = g.data<T>();
-      const std::int64_t n = g.numel();
-      double part[8] = {};
-      std::int64_t k = 0;
-      for (; k + 8 <= n; k += 8) {
-        for (int j = 0; j < 8; ++j) {
-          const double x = static_cast<double>(pg[k + j]);
-          part[j] += x * x;
-        }
-      }
-      for (; k < n; ++k) {
-        const double x = static_cast<double>(pg[k]);
-        part[0] += x * x;
-      }
-      for (const double s : part) total += s;
-    });
+    check_grad(g, i, who);
+    sizes[i] = g.numel();
+  }
+  return sizes;
+}
+
+}  // namespace
+
+double grad_norm(const std::vector<Variable>& params, int threads) {
+  const std::vector<std::int64_t> sizes = grad_sizes(params, __func__);
+  std::vector<Partials> parts(params.size());
+  parallel_ranges(sizes, threads, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      if (sizes[i] > 0) parts[i] = squares(params[i].grad());
+    }
+  });
+  double total = 0.0;  // summed in parameter order, so every thread count gives the same norm
+  for (const Partials& part : parts) {
+    for (const double s : part) total += s;
   }
   return std::sqrt(total);
 }
 
-double clip_grad_norm(const std::vector<Variable>& params, double max_norm,
-                      bool error_if_nonfinite) {
+double clip_grad_norm(const std::vector<Variable>& params, double max_norm, bool error_if_nonfinite,
+                      int threads) {
   if (!(std::isfinite(max_norm) && max_norm > 0.0)) {
     throw ValueError(
         fmt::format("{}: max_norm must be finite and > 0, got {}", __func__, max_norm));
   }
-  const double norm = grad_norm(params);
+  const double norm = grad_norm(params, threads);
   if (!std::isfinite(norm) && error_if_nonfinite) {
     throw RuntimeError(
         fmt::format("{}: the total gradient norm is {}, so it cannot be clipped", __func__, norm));
@@ -69,12 +93,13 @@ double clip_grad_norm(const std::vector<Variable>& params, double max_norm,
   const double coef = max_norm / (norm + 1e-6);
   // NOTE: a NaN norm gives a NaN coef, which fails `< 1`; PyTorch's clamp(max=1) would spread
   // the NaN into every grad. We apply it too, so a diverged step is as visible as in PyTorch.
-  if (coef < 1.0 || std::isnan(coef)) {
-    NoGradGuard no_grad;
-    for (const Variable& p : params) {
-      const Tensor& g = p.grad();
-      if (!g.defined()) continue;
-      dispatch_floating(g.dtype(), __func__, [&]<class T>() {
+  if (!(coef < 1.0 || std::isnan(coef))) return norm;
+  const std::vector<std::int64_t> sizes = grad_sizes(params, __func__);
+  parallel_ranges(sizes, threads, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      if (sizes[i] == 0) continue;
+      const Tensor& g = params[i].grad();
+      dispatch_floating(g.dtype(), "clip_grad_norm", [&]<class T>() {
         T* pg = g.data<T>();
         const T c = static_cast<T>(coef);
         optim_detail::fused_loop<T>(g.numel(), [&]<class V>(std::int64_t k) {
@@ -82,7 +107,7 @@ double clip_grad_norm(const std::vector<Variable>& params, double max_norm,
         });
       });
     }
-  }
+  });
   return norm;
 }
 

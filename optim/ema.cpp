@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "optim/fused.h"
+#include "tensor/parallel_for.h"
 
 namespace seqgrad {
 
@@ -27,21 +28,25 @@ ExponentialMovingAverage::ExponentialMovingAverage(std::vector<Variable> params,
 void ExponentialMovingAverage::update() {
   const double n = static_cast<double>(updates_);
   const double d = std::min(decay_, (1.0 + n) / (10.0 + n));
-  for (std::size_t k = 0; k < params_.size(); ++k) {
-    const Tensor& p = params_[k].data();
-    Tensor& a = averages_[k];
-    dispatch_floating(p.dtype(), "ExponentialMovingAverage::update", [&]<class T>() {
-      using optim_detail::load;
-      using optim_detail::store;
-      const T* pp = p.data<T>();
-      T* pa = a.data<T>();
-      const T rate = static_cast<T>(1.0 - d);
-      optim_detail::fused_loop<T>(p.numel(), [&]<class V>(std::int64_t i) {
-        const V avg = load<V>(pa + i);
-        store(pa + i, avg + V(rate) * (load<V>(pp + i) - avg));
+  std::vector<std::int64_t> sizes;
+  for (const Variable& p : params_) sizes.push_back(p.data().numel());
+  parallel_ranges(sizes, threads_, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t k = begin; k < end; ++k) {
+      const Tensor& p = params_[k].data();
+      Tensor& a = averages_[k];
+      dispatch_floating(p.dtype(), "ExponentialMovingAverage::update", [&]<class T>() {
+        using optim_detail::load;
+        using optim_detail::store;
+        const T* pp = p.data<T>();
+        T* pa = a.data<T>();
+        const T rate = static_cast<T>(1.0 - d);
+        optim_detail::fused_loop<T>(p.numel(), [&]<class V>(std::int64_t i) {
+          const V avg = load<V>(pa + i);
+          store(pa + i, avg + V(rate) * (load<V>(pp + i) - avg));
+        });
       });
-    });
-  }
+    }
+  });
   ++updates_;
 }
 

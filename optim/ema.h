@@ -21,6 +21,9 @@ class ExponentialMovingAverage {
 
   void update();
   void swap();
+  // Threads that update() spreads the parameters over (default 1); the same averages at every
+  // count.
+  void set_threads(int threads) { threads_ = threads; }
 
   double decay() const { return decay_; }
   std::int64_t updates() const { return updates_; }
@@ -34,6 +37,7 @@ class ExponentialMovingAverage {
   std::vector<Tensor> averages_;
   double decay_;
   std::int64_t updates_ = 0;
+  int threads_ = 1;
 };
 
 }  // namespace seqgrad

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <set>
 
+#include "tensor/parallel_for.h"
+
 namespace seqgrad {
 
 namespace {
@@ -104,11 +106,10 @@ void Optimizer::step() {
   for (std::size_t i = 0; i < params_.size(); ++i) {
     if (params_[i].grad().defined()) check_update(i);
   }
-  NoGradGuard no_grad;
+  std::vector<std::int64_t> sizes(params_.size(), 0);  // elements to move, for the threads' split
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& g = params_[i].grad();
-    if (!g.defined()) continue;
-    Tensor& p = params_[i].data();
+    if (!params_[i].grad().defined()) continue;
+    const Tensor& p = params_[i].data();
     ParamState& st = states_[i];
     if (st.steps == 0) {
       // First update of this parameter: its buffers start at zero (allocated once, here).
@@ -117,9 +118,17 @@ void Optimizer::step() {
         st.buffers.push_back(Tensor::zeros(p.shape(), p.dtype()));
       }
     }
-    ++st.steps;
-    update(p, g, st);
+    sizes[i] = p.numel();
   }
+  parallel_ranges(sizes, threads_, [this](std::size_t begin, std::size_t end) {
+    NoGradGuard no_grad;
+    for (std::size_t i = begin; i < end; ++i) {
+      const Tensor& g = params_[i].grad();
+      if (!g.defined()) continue;
+      ++states_[i].steps;
+      update(params_[i].data(), g, states_[i]);
+    }
+  });
   ++step_count_;
 }
 

@@ -38,6 +38,9 @@ class Optimizer {
 
   // Applies one update to every parameter that has a gradient, then counts the step.
   void step();
+  // Threads that step() spreads the parameters over (default 1). The parameters move
+  // independently, so the result is the same at every count.
+  void set_threads(int threads) { threads_ = threads; }
   // Drops every parameter's gradient (the next backward starts from nothing).
   void zero_grad();
 
@@ -78,6 +81,7 @@ class Optimizer {
   std::vector<ParamState> states_;
   double lr_ = 0.0;
   std::int64_t step_count_ = 0;
+  int threads_ = 1;
 };
 
 }  // namespace seqgrad

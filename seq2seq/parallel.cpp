@@ -5,10 +5,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <exception>
-#include <thread>
 
 #include "autograd/ops.h"
+#include "tensor/parallel_for.h"
 
 namespace seqgrad {
 
@@ -40,23 +39,13 @@ void run_workers(int n, const F& f) {
   }
   const int blas_threads = openblas_get_num_threads();
   openblas_set_num_threads(1);
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
-  auto guarded = [&](int w) {
-    try {
-      f(w);
-    } catch (...) {
-      errors[static_cast<std::size_t>(w)] = std::current_exception();
-    }
-  };
-  {
-    std::vector<std::jthread> threads;
-    for (int w = 1; w < n; ++w) threads.emplace_back(guarded, w);
-    guarded(0);
+  try {
+    run_threads(n, f);
+  } catch (...) {
+    openblas_set_num_threads(blas_threads);
+    throw;
   }
   openblas_set_num_threads(blas_threads);
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
 }
 
 // Rows of worker w of n over B rows: an even split, the first B % n shares one row longer.
@@ -151,16 +140,23 @@ StepLoss DataParallel::loss_backward(const Batch& b, const LossOptions& options,
     r.loss.backward(Tensor::full({}, weight, r.loss.dtype()));
     results[static_cast<std::size_t>(w)] = std::move(r);
   });
-  // Sum the replicas' gradients into the model's, then clear them for the next step.
+  // Sum the replicas' gradients into the model's (replica by replica, as one thread would), then
+  // clear them for the next step; the parameters are split over the workers' threads.
+  std::vector<NamedParameters> theirs;
   for (int w = 1; w < mine; ++w) {
-    const NamedParameters theirs =
-        replicas_[static_cast<std::size_t>(w - 1)]->model.named_parameters();
-    for (std::size_t k = 0; k < params.size(); ++k) {
-      Variable p = theirs[k].second;
-      if (p.grad().defined()) params[k].second.impl()->accumulate(p.grad());
-      p.zero_grad();
-    }
+    theirs.push_back(replicas_[static_cast<std::size_t>(w - 1)]->model.named_parameters());
   }
+  std::vector<std::int64_t> sizes;
+  for (const auto& [name, p] : params) sizes.push_back(p.data().numel());
+  parallel_ranges(sizes, mine, [&](std::size_t begin, std::size_t end) {
+    for (const NamedParameters& replica : theirs) {
+      for (std::size_t k = begin; k < end; ++k) {
+        Variable p = replica[k].second;
+        if (p.grad().defined()) params[k].second.impl()->accumulate(p.grad());
+        p.zero_grad();
+      }
+    }
+  });
   StepLoss out;
   for (const LossResult& r : results) {
     out.loss += total > 0

@@ -268,7 +268,9 @@ StepLoss train_step(DataParallel& parallel, Optimizer& opt, const Batch& batch,
     throw NonFiniteLoss(
         fmt::format("the training loss is {}", std::isnan(r.loss) ? "NaN" : "infinite"));
   }
-  if (clip > 0) clip_grad_norm(opt.params(), clip, /*error_if_nonfinite=*/true);
+  if (clip > 0) {
+    clip_grad_norm(opt.params(), clip, /*error_if_nonfinite=*/true, parallel.workers());
+  }
   opt.step();
   return r;
 }
@@ -413,8 +415,10 @@ Training::Training(Seq2Seq& model, Generator& gen, const TrainData& data,
       plateau_({.factor = 0.5, .patience = 1, .min_lr = options.lr / 64}),
       last_tensors_(model.named_parameters()) {
   best_.metric = lower_is_better(o_.select_on) ? INFINITY : -INFINITY;
+  opt_.set_threads(o_.threads);  // the update, clipping and averaging use the workers' cores too
   if (o_.ema > 0) {
     ema_ = std::make_unique<ExponentialMovingAverage>(model.parameters(), o_.ema);
+    ema_->set_threads(o_.threads);
     const NamedVariables named = model.named_parameters();
     for (std::size_t k = 0; k < named.size(); ++k) {
       last_tensors_.emplace_back("ema." + named[k].first, Variable(ema_->averages()[k]));

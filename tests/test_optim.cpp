@@ -549,6 +549,71 @@ TEST_CASE("optim: state names, deep copy and load validation") {
   CHECK(fresh.state().tensors.empty());
 }
 
+// --- threads ---
+
+// step(), grad_norm, clip_grad_norm and the moving average split the parameters over threads
+// (tensor/parallel_for.h); each parameter is moved by one thread in the same arithmetic, so 3
+// threads give 1 thread's bits. The sizes add up past the split's minimum, in float32 and float64.
+TEST_CASE("optim: updates, clipping and averaging at 3 threads equal 1 thread bit for bit") {
+  const std::vector<std::int64_t> sizes{40000, 3, 17, 25000, 1, 9000, 611};
+  Generator gen(11);
+  auto make_params = [&](std::uint64_t seed) {
+    Generator g(seed);
+    std::vector<Variable> ps;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      const DType dtype = i % 2 == 0 ? DType::f32 : DType::f64;
+      ps.emplace_back(normal({sizes[i]}, 0, 1, dtype, g), true);
+    }
+    return ps;
+  };
+  std::vector<std::vector<Values>> grads(3);  // per step, per parameter
+  for (auto& step : grads) {
+    for (const std::int64_t n : sizes)
+      step.push_back(normal({n}, 0, 3, DType::f64, gen).to_vector<double>());
+  }
+  using Make = std::function<std::unique_ptr<Optimizer>(std::vector<Variable>)>;
+  const std::vector<std::pair<std::string, Make>> kinds{
+      {"SGD",
+       [](std::vector<Variable> ps) {
+         return std::make_unique<SGD>(std::move(ps), SGDOptions{.lr = 0.1, .momentum = 0.9});
+       }},
+      {"Adam",
+       [](std::vector<Variable> ps) {
+         return std::make_unique<Adam>(std::move(ps), AdamOptions{.lr = 0.01});
+       }},
+      {"AdamW", [](std::vector<Variable> ps) {
+         return std::make_unique<AdamW>(std::move(ps), AdamWOptions{.lr = 0.01});
+       }}};
+  for (const auto& [kind, make] : kinds) {
+    CAPTURE(kind);
+    std::vector<Variable> one = make_params(5), three = make_params(5);
+    auto opt1 = make(one), opt3 = make(three);
+    opt3->set_threads(3);
+    ExponentialMovingAverage ema1(one, 0.99), ema3(three, 0.99);
+    ema3.set_threads(3);
+    for (const auto& step : grads) {
+      for (std::size_t i = 0; i < sizes.size(); ++i) {
+        set_grad(one[i], step[i]);
+        set_grad(three[i], step[i]);
+      }
+      const double norm = grad_norm(one);
+      CHECK(grad_norm(three, 3) == norm);
+      CHECK(clip_grad_norm(three, norm / 2, true, 3) == clip_grad_norm(one, norm / 2, true));
+      opt1->step();
+      opt3->step();
+      ema1.update();
+      ema3.update();
+      for (std::size_t i = 0; i < sizes.size(); ++i) {
+        CAPTURE(i);
+        CHECK(one[i].grad().to_vector<double>() == three[i].grad().to_vector<double>());
+        CHECK(values(one[i]) == values(three[i]));
+        CHECK(ema1.averages()[i].to_vector<double>() == ema3.averages()[i].to_vector<double>());
+      }
+    }
+    CHECK(values(one[0]) != values(make_params(5)[0]));  // the steps moved the weights
+  }
+}
+
 // --- convergence ---
 
 // --- moving average of weights ---

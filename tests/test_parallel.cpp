@@ -1,13 +1,19 @@
 // Data parallelism across threads (seq2seq/parallel.h): a batch split over two workers gives the
 // whole batch's loss and gradient (float64, to rounding), the same bits on every run, and
-// decoding split over workers equals one beam search.
+// decoding split over workers equals one beam search. First the splitting helpers under it
+// (tensor/parallel_for.h).
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
+#include <mutex>
+#include <vector>
 
 #include "autograd/autograd.h"
 #include "seq2seq/parallel.h"
+#include "tensor/parallel_for.h"
 
 namespace seqgrad {
 namespace {
@@ -35,11 +41,11 @@ Batch copy_batch(Generator& gen, std::int64_t B, std::int64_t S) {
   return b;
 }
 
-ModelConfig small_config(DType dtype, double dropout) {
+ModelConfig small_config(DType dtype, double dropout, std::int64_t hidden = 6) {
   return {.src_vocab = 9,
           .tgt_vocab = 9,
           .embed = 5,
-          .hidden = 6,
+          .hidden = hidden,
           .layers = 2,
           .cell = "lstm",
           .bidirectional = true,
@@ -59,6 +65,45 @@ std::vector<std::vector<double>> gradients(const Seq2Seq& m) {
 }
 
 }  // namespace
+
+TEST_CASE("parallel_ranges covers every item once in balanced ranges, and run_threads rethrows") {
+  struct Case {
+    std::vector<std::int64_t> costs;
+    int threads;
+    std::int64_t min_cost;
+    std::vector<std::pair<std::size_t, std::size_t>> want;
+  };
+  const std::int64_t usual = std::int64_t{1} << 16;  // parallel_ranges' default
+  const std::vector<Case> cases{
+      {{10, 10, 10, 10}, 2, 1, {{0, 2}, {2, 4}}},
+      {{100000, 1, 1}, 2, usual, {{0, 1}, {1, 3}}},  // a big first item takes a range alone
+      {{1, 1, 1, 1, 1, 1}, 3, 1, {{0, 2}, {2, 4}, {4, 6}}},
+      {{50000, 50000}, 4, usual, {{0, 1}, {1, 2}}},  // no more ranges than items
+      {{5, 5, 5}, 2, usual, {{0, 3}}},               // below min_cost: one range
+      {{9, 9}, 1, 1, {{0, 2}}}};
+  for (const Case& c : cases) {
+    CAPTURE(c.threads);
+    std::vector<std::pair<std::size_t, std::size_t>> got;
+    std::mutex mu;
+    parallel_ranges(
+        c.costs, c.threads,
+        [&](std::size_t begin, std::size_t end) {
+          const std::lock_guard lock(mu);
+          got.emplace_back(begin, end);
+        },
+        c.min_cost);
+    std::sort(got.begin(), got.end());
+    CHECK(got == c.want);
+  }
+  std::array<int, 3> ran{};
+  CHECK_THROWS_WITH_AS(run_threads(3,
+                                   [&](int w) {
+                                     ran[static_cast<std::size_t>(w)] = 1;
+                                     if (w > 0) throw ValueError(fmt::format("worker {}", w));
+                                   }),
+                       "worker 1", ValueError);
+  CHECK(ran == std::array<int, 3>{1, 1, 1});  // every worker ran to the end before the rethrow
+}
 
 TEST_CASE("slice_rows keeps rows and trims padding columns") {
   Generator gen(3);
@@ -81,31 +126,36 @@ TEST_CASE("slice_rows keeps rows and trims padding columns") {
 }
 
 TEST_CASE("DataParallel: two workers give the whole batch's loss and gradient") {
-  Generator gen(11);
-  Seq2Seq model(small_config(DType::f64, 0.0), gen);
-  const Batch b = copy_batch(gen, 9, 6);  // odd: shares of 5 and 4 rows
-  Generator g1(5);
-  const LossResult whole = model.loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out, {}, g1);
-  whole.loss.backward();
-  const auto want = gradients(model);
-  model.zero_grad();
+  // At hidden 64 the parameters pass parallel_ranges' minimum, so the two workers' threads also
+  // sum the replica's gradients into the model's.
+  for (const std::int64_t hidden : {6, 64}) {
+    CAPTURE(hidden);
+    Generator gen(11);
+    Seq2Seq model(small_config(DType::f64, 0.0, hidden), gen);
+    const Batch b = copy_batch(gen, 9, 6);  // odd: shares of 5 and 4 rows
+    Generator g1(5);
+    const LossResult whole = model.loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out, {}, g1);
+    whole.loss.backward();
+    const auto want = gradients(model);
+    model.zero_grad();
 
-  DataParallel dp(model, 2);
-  CHECK(dp.workers() == 2);
-  Generator g2(5);
-  const StepLoss got = dp.loss_backward(b, {}, g2);
-  CHECK(got.tokens == whole.tokens);
-  CHECK(got.loss == doctest::Approx(whole.loss.item()).epsilon(1e-12));
-  const auto have = gradients(model);
-  REQUIRE(have.size() == want.size());
-  double worst = 0;
-  for (std::size_t k = 0; k < want.size(); ++k) {
-    for (std::size_t i = 0; i < want[k].size(); ++i) {
-      worst = std::max(worst,
-                       std::fabs(have[k][i] - want[k][i]) / std::max(1e-6, std::fabs(want[k][i])));
+    DataParallel dp(model, 2);
+    CHECK(dp.workers() == 2);
+    Generator g2(5);
+    const StepLoss got = dp.loss_backward(b, {}, g2);
+    CHECK(got.tokens == whole.tokens);
+    CHECK(got.loss == doctest::Approx(whole.loss.item()).epsilon(1e-12));
+    const auto have = gradients(model);
+    REQUIRE(have.size() == want.size());
+    double worst = 0;
+    for (std::size_t k = 0; k < want.size(); ++k) {
+      for (std::size_t i = 0; i < want[k].size(); ++i) {
+        worst = std::max(
+            worst, std::fabs(have[k][i] - want[k][i]) / std::max(1e-6, std::fabs(want[k][i])));
+      }
     }
+    CHECK(worst < 1e-9);
   }
-  CHECK(worst < 1e-9);
 }
 
 TEST_CASE("DataParallel: a step with dropout repeats bit for bit from the same generator") {

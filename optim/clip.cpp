@@ -62,10 +62,9 @@ std::vector<std::int64_t> grad_sizes(const std::vector<Variable>& params, std::s
   return sizes;
 }
 
-}  // namespace
-
-double grad_norm(const std::vector<Variable>& params, int threads) {
-  const std::vector<std::int64_t> sizes = grad_sizes(params, __func__);
+// The norm over the grads grad_sizes found.
+double norm_of(const std::vector<Variable>& params, const std::vector<std::int64_t>& sizes,
+               int threads) {
   std::vector<Partials> parts(params.size());
   parallel_ranges(sizes, threads, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) {
@@ -79,13 +78,20 @@ double grad_norm(const std::vector<Variable>& params, int threads) {
   return std::sqrt(total);
 }
 
+}  // namespace
+
+double grad_norm(const std::vector<Variable>& params, int threads) {
+  return norm_of(params, grad_sizes(params, __func__), threads);
+}
+
 double clip_grad_norm(const std::vector<Variable>& params, double max_norm, bool error_if_nonfinite,
                       int threads) {
   if (!(std::isfinite(max_norm) && max_norm > 0.0)) {
     throw ValueError(
         fmt::format("{}: max_norm must be finite and > 0, got {}", __func__, max_norm));
   }
-  const double norm = grad_norm(params, threads);
+  const std::vector<std::int64_t> sizes = grad_sizes(params, __func__);
+  const double norm = norm_of(params, sizes, threads);
   if (!std::isfinite(norm) && error_if_nonfinite) {
     throw RuntimeError(
         fmt::format("{}: the total gradient norm is {}, so it cannot be clipped", __func__, norm));
@@ -94,7 +100,6 @@ double clip_grad_norm(const std::vector<Variable>& params, double max_norm, bool
   // NOTE: a NaN norm gives a NaN coef, which fails `< 1`; PyTorch's clamp(max=1) would spread
   // the NaN into every grad. We apply it too, so a diverged step is as visible as in PyTorch.
   if (!(coef < 1.0 || std::isnan(coef))) return norm;
-  const std::vector<std::int64_t> sizes = grad_sizes(params, __func__);
   parallel_ranges(sizes, threads, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) {
       if (sizes[i] == 0) continue;

@@ -56,9 +56,9 @@ void parallel_ranges(std::span<const std::int64_t> costs, int threads,
   }
   if (cuts.back() != n) cuts.push_back(n);
   const int ranges = static_cast<int>(cuts.size()) - 1;
-  run_threads(ranges, [&](int r) {
+  run_threads(ranges, [&](int r) {  // cuts rise strictly: at most one per item
     const auto w = static_cast<std::size_t>(r);
-    if (cuts[w] < cuts[w + 1]) f(cuts[w], cuts[w + 1]);
+    f(cuts[w], cuts[w + 1]);
   });
 }
 

@@ -47,14 +47,23 @@ void parallel_ranges(std::span<const std::int64_t> costs, int threads,
     return;
   }
   // Range r ends at the first item where the running cost reaches (r + 1) / threads of the total.
+  // A range costs something: items of no cost join the range before them (or the first range).
   std::vector<std::size_t> cuts{0};
   std::int64_t running = 0;
+  std::int64_t at_last_cut = 0;
   for (std::size_t i = 0; i < n && static_cast<int>(cuts.size()) < threads; ++i) {
     running += costs[i];
     const auto r = static_cast<std::int64_t>(cuts.size());
-    if (running * threads >= r * total) cuts.push_back(i + 1);
+    if (running > at_last_cut && running * threads >= r * total) {
+      cuts.push_back(i + 1);
+      at_last_cut = running;
+    }
   }
-  if (cuts.back() != n) cuts.push_back(n);
+  if (cuts.size() > 1 && at_last_cut == total) {
+    cuts.back() = n;
+  } else if (cuts.back() != n) {
+    cuts.push_back(n);
+  }
   const int ranges = static_cast<int>(cuts.size()) - 1;
   run_threads(ranges, [&](int r) {  // cuts rise strictly: at most one per item
     const auto w = static_cast<std::size_t>(r);

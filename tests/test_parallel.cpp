@@ -80,7 +80,10 @@ TEST_CASE("parallel_ranges covers every item once in balanced ranges, and run_th
       {{1, 1, 1, 1, 1, 1}, 3, 1, {{0, 2}, {2, 4}, {4, 6}}},
       {{50000, 50000}, 4, usual, {{0, 1}, {1, 2}}},  // no more ranges than items
       {{5, 5, 5}, 2, usual, {{0, 3}}},               // below min_cost: one range
-      {{9, 9}, 1, 1, {{0, 2}}}};
+      {{9, 9}, 1, 1, {{0, 2}}},
+      {{100000, 0, 0}, 2, usual, {{0, 3}}},  // no range, so no thread, for items of no cost
+      {{100, 0, 0}, 3, 1, {{0, 3}}},
+      {{0, 0, 5, 5}, 2, 1, {{0, 3}, {3, 4}}}};
   for (const Case& c : cases) {
     CAPTURE(c.threads);
     std::vector<std::pair<std::size_t, std::size_t>> got;

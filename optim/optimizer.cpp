@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstddef>
+#include <functional>
 #include <set>
 
 #include "tensor/parallel_for.h"
@@ -41,6 +43,32 @@ bool split_key(const std::string& key, std::string& buffer, std::size_t& index) 
 
 constexpr std::string_view kStepBuffer = "step";
 
+// Two parameters over the same memory would be moved twice a step, and raced over when the update
+// runs on several threads.
+void check_no_shared_memory(const std::vector<Variable>& params, std::string_view kind) {
+  struct Span {
+    const std::byte* begin;
+    const std::byte* end;
+    std::size_t index;
+  };
+  std::vector<Span> spans;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const Tensor& t = params[i].data();
+    const auto* begin = static_cast<const std::byte*>(t.raw_data());
+    const std::size_t bytes = static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype());
+    if (bytes > 0) spans.push_back({begin, begin + bytes, i});
+  }
+  const std::less<const std::byte*> before;  // a total order over unrelated buffers too
+  std::sort(spans.begin(), spans.end(),
+            [&](const Span& a, const Span& b) { return before(a.begin, b.begin); });
+  for (std::size_t k = 1; k < spans.size(); ++k) {
+    if (before(spans[k].begin, spans[k - 1].end)) {
+      const auto [first, second] = std::minmax(spans[k - 1].index, spans[k].index);
+      throw ValueError(fmt::format("{}: parameters {} and {} share memory", kind, first, second));
+    }
+  }
+}
+
 }  // namespace
 
 Optimizer::Optimizer(std::vector<Variable> params, double lr, std::string_view kind)
@@ -71,6 +99,7 @@ Optimizer::Optimizer(std::vector<Variable> params, double lr, std::string_view k
           fmt::format("{}: parameter {} appears twice in the parameter list", kind, i));
     }
   }
+  check_no_shared_memory(params_, kind);
 }
 
 void Optimizer::set_lr(double lr) {

@@ -59,8 +59,8 @@ class Optimizer {
   void load_state(const OptimizerState& state);
 
  protected:
-  // Checks every parameter (defined, leaf, requires_grad, floating, dense, no duplicates) and lr.
-  // `kind` names the subclass in error messages.
+  // Checks every parameter (defined, leaf, requires_grad, floating, dense, none listed twice, no
+  // two over the same memory) and lr. `kind` names the subclass in error messages.
   Optimizer(std::vector<Variable> params, double lr, std::string_view kind);
 
   struct ParamState {

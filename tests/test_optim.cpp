@@ -234,6 +234,14 @@ TEST_CASE("optim: constructors reject bad parameters and hyper-parameters") {
   } catch (const ValueError& e) {
     CHECK(std::string(e.what()) == "SGD: parameter 1 appears twice in the parameter list");
   }
+  // Different leaves over overlapping memory (views of one tensor) are refused too.
+  const Tensor base = Tensor::zeros({4}, DType::f64);
+  const Variable left(base.narrow(0, 0, 2), true);
+  const Variable middle(base.narrow(0, 1, 2), true);
+  const Variable right(base.narrow(0, 2, 2), true);
+  CHECK_NOTHROW(SGD({right, left}, {}));  // adjacent, not overlapping
+  CHECK_THROWS_WITH_AS(Adam({right, p, middle}, {}), "Adam: parameters 0 and 2 share memory",
+                       ValueError);
 }
 
 TEST_CASE("optim: a step that fails its checks moves no parameter") {

@@ -17,8 +17,8 @@ namespace seqgrad {
 void run_threads(int n, const std::function<void(int)>& f);
 
 // f(begin, end) over ranges that together cover [0, costs.size()) once, on at most `threads`
-// threads; the cuts balance the sum of costs[i] (e.g. element counts) per range, and no range but
-// the only one costs nothing (items of no cost join a neighbour's range). With
+// threads; the cuts balance the sum of costs[i] (e.g. element counts) per range, and when there is
+// more than one range each costs something (items of no cost join a neighbour's range). With
 // threads <= 1, or a total cost below min_cost (where starting threads costs more than it saves),
 // f(0, costs.size()) runs on the caller's thread.
 void parallel_ranges(std::span<const std::int64_t> costs, int threads,

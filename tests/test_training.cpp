@@ -367,7 +367,7 @@ TEST_CASE("apply_recipe: G2P's settings for each arch, and what the user chose i
     CHECK(t.model.layers == 3);
     CHECK(t.model.ff == 512);
     CHECK(t.model.norm_first);
-    CHECK(t.model.dropout == 0.1);
+    CHECK(t.model.dropout == 0.0);
     CHECK(t.train.epochs == (arch == "decoder-only" ? 20 : 17));
     CHECK(t.train.lr == 7e-4);
     CHECK(t.train.warmup == 1000);

@@ -368,7 +368,7 @@ TEST_CASE("apply_recipe: G2P's settings for each arch, and what the user chose i
     CHECK(t.model.ff == 512);
     CHECK(t.model.norm_first);
     CHECK(t.model.dropout == 0.0);
-    CHECK(t.train.epochs == (arch == "decoder-only" ? 20 : 17));
+    CHECK(t.train.epochs == 20);
     CHECK(t.train.lr == 7e-4);
     CHECK(t.train.warmup == 1000);
     CHECK(t.train.time_limit == 3600);

@@ -333,6 +333,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--lr", c.train.lr)->capture_default_str();
   cmd->add_option("--adam-beta2", c.train.adam_beta2, "Adam's second-moment decay")
       ->capture_default_str();
+  cmd->add_option("--weight-decay", c.train.weight_decay,
+                  "decoupled weight decay (AdamW; 0: plain Adam)")
+      ->capture_default_str();
   cmd->add_option_function<std::string>(
       "--schedule", [a](const std::string& s) { a->config.train.schedule = parse_schedule(s); },
       fmt::format("{} (default plateau)", fmt::join(schedule_names(), ", ")));

@@ -137,6 +137,7 @@ void TrainOptions::check() const {
   require(steps >= 0,                           "--steps",           steps,           "at least 0 (0: use --epochs)");
   require(within(lr, 0, big) && lr > 0,         "--lr",              lr,              "a number above 0");
   require(within_open_top(adam_beta2, 0, 1),    "--adam-beta2",      adam_beta2,      "in [0, 1)");
+  require(within(weight_decay, 0, big),         "--weight-decay",    weight_decay,    "at least 0 (0: off)");
   require(within(clip, 0, big),                 "--clip",            clip,            "at least 0 (0: off)");
   require(within(teacher_forcing, 0, 1),        "--teacher-forcing", teacher_forcing, "in [0, 1]");
   require(within(teacher_forcing_end, 0, 1) || teacher_forcing_end == -1,
@@ -158,6 +159,7 @@ nlohmann::json TrainOptions::to_json() const {
           {"steps", steps},
           {"lr", lr},
           {"adam_beta2", adam_beta2},
+          {"weight_decay", weight_decay},
           {"clip", clip},
           {"teacher_forcing", teacher_forcing},
           {"teacher_forcing_end", teacher_forcing_end},
@@ -180,7 +182,8 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
     o.epochs = json_integer(j.at("epochs"), "epochs");
     o.steps = json_integer(j.at("steps"), "steps");
     o.lr = j.at("lr");
-    o.adam_beta2 = j.value("adam_beta2", 0.999);  // absent in run directories written before it
+    o.adam_beta2 = j.value("adam_beta2", 0.999);    // absent in run directories written before it
+    o.weight_decay = j.value("weight_decay", 0.0);  // likewise
     o.clip = j.at("clip");
     o.teacher_forcing = j.at("teacher_forcing");
     o.teacher_forcing_end = j.at("teacher_forcing_end");
@@ -337,6 +340,16 @@ const std::string& extra_of(const TrainingState& st, const std::string& key,
   return it->second;
 }
 
+// Adam, or AdamW (decoupled weight decay) when --weight-decay is above 0.
+std::unique_ptr<Adam> make_optimizer(std::vector<Variable> params, const TrainOptions& o) {
+  if (o.weight_decay > 0) {
+    return std::make_unique<AdamW>(
+        std::move(params),
+        AdamWOptions{.lr = o.lr, .beta2 = o.adam_beta2, .weight_decay = o.weight_decay});
+  }
+  return std::make_unique<Adam>(std::move(params), AdamOptions{.lr = o.lr, .beta2 = o.adam_beta2});
+}
+
 // One run of train(): the loop and the named pieces around it, over the state they share.
 class Training {
  public:
@@ -372,7 +385,7 @@ class Training {
   const TrainHooks& hooks_;
   Collective& group_;
   bool writes_;  // rank 0: the run's files and the hooks are its alone
-  Adam opt_;
+  std::unique_ptr<Adam> opt_;
   DataParallel parallel_;
   std::int64_t total_;  // steps
   LrSchedule schedule_;
@@ -408,14 +421,14 @@ Training::Training(Seq2Seq& model, Generator& gen, const TrainData& data,
       hooks_(hooks),
       group_(run.group != nullptr ? *run.group : single_process()),
       writes_(group_.rank() == 0),
-      opt_(model.parameters(), {.lr = options.lr, .beta2 = options.adam_beta2}),
+      opt_(make_optimizer(model.parameters(), options)),
       parallel_(model, options.threads),
       total_(total_steps(data, options)),
       schedule_(make_schedule()),
       plateau_({.factor = 0.5, .patience = 1, .min_lr = options.lr / 64}),
       last_tensors_(model.named_parameters()) {
   best_.metric = lower_is_better(o_.select_on) ? INFINITY : -INFINITY;
-  opt_.set_threads(o_.threads);  // the update, clipping and averaging use the workers' cores too
+  opt_->set_threads(o_.threads);  // the update, clipping and averaging use the workers' cores too
   if (o_.ema > 0) {
     ema_ = std::make_unique<ExponentialMovingAverage>(model.parameters(), o_.ema);
     ema_->set_threads(o_.threads);
@@ -492,7 +505,7 @@ void Training::check_group() const {
 // The weights' bytes hashed (FNV-1a) on every process; RuntimeError unless all agree.
 void Training::check_replicas() {
   std::uint64_t h = 1469598103934665603ull;
-  for (const Variable& p : opt_.params()) {
+  for (const Variable& p : opt_->params()) {
     const Tensor t = p.data().contiguous();
     const auto* bytes = reinterpret_cast<const unsigned char*>(t.data<float>());
     for (std::size_t i = 0; i < static_cast<std::size_t>(t.numel()) * sizeof(float); ++i) {
@@ -547,7 +560,7 @@ void Training::start_fresh() {
 
 void Training::resume() {
   const std::string& path = run_.files.last();
-  const TrainingState st = load_checkpoint(path, last_tensors_, &opt_);
+  const TrainingState st = load_checkpoint(path, last_tensors_, opt_.get());
   pos_ = {.step = st.step,
           .epoch = st.epoch,
           .next_batch = std::stoll(extra_of(st, "next_batch", path))};
@@ -590,7 +603,7 @@ std::string Training::stopped(std::int64_t step, const std::string& what) const 
 StepLoss Training::checked_step(const Batch& b, const LossOptions& loss) {
   auto context = [&](const std::exception& e) { return stopped(pos_.step + 1, e.what()); };
   try {
-    return train_step(parallel_, opt_, b, loss, o_.clip, gen_, group_);
+    return train_step(parallel_, *opt_, b, loss, o_.clip, gen_, group_);
   } catch (const AnomalyError& e) {
     throw AnomalyError(context(e));
   } catch (const NonFiniteLoss& e) {
@@ -601,7 +614,7 @@ StepLoss Training::checked_step(const Batch& b, const LossOptions& loss) {
 }
 
 void Training::step(const Batch& b) {
-  if (schedule_) apply_schedule(schedule_, opt_);
+  if (schedule_) apply_schedule(schedule_, *opt_);
   const LossOptions loss{.teacher_forcing = teacher_forcing(),
                          .label_smoothing = o_.label_smoothing};
   const StepLoss r = checked_step(b, loss);
@@ -613,7 +626,7 @@ void Training::step(const Batch& b) {
     hooks_.on_step({.step = pos_.step,
                     .total = total_,
                     .epoch = pos_.epoch,
-                    .lr = opt_.lr(),
+                    .lr = opt_->lr(),
                     .train_loss = window_.mean(),
                     .tokens = r.tokens,
                     .time_left = time_left()});
@@ -637,7 +650,7 @@ void Training::validate() {
   last_valid_ = pos_.step;
   const nlohmann::json line = {{"step", pos_.step},
                                {"epoch", pos_.epoch},
-                               {"lr", opt_.lr()},
+                               {"lr", opt_->lr()},
                                {"train_loss", window_.mean()},
                                {"valid", er.to_json()}};
   window_ = {};
@@ -645,7 +658,7 @@ void Training::validate() {
   if (writes_) save_text_file(run_.files.metrics(), metrics_);
   const bool better = improves(er);
   if (better) best_ = {.metric = er.metric(o_.select_on), .loss = er.loss};
-  if (o_.schedule == Schedule::plateau) plateau_.step(er.loss, opt_);
+  if (o_.schedule == Schedule::plateau) plateau_.step(er.loss, *opt_);
   // The log line is written first: a run killed before last.safetensors is replaced resumes
   // from the older checkpoint and writes the line again.
   if (better) save_best();
@@ -669,7 +682,7 @@ void Training::save_best() {
 
 // Everything a resume needs: raw weights, averages, optimizer, position, random state, best.
 void Training::save_last() {
-  if (writes_) save_checkpoint(run_.files.last(), last_tensors_, &opt_, state());
+  if (writes_) save_checkpoint(run_.files.last(), last_tensors_, opt_.get(), state());
   last_saved_ = pos_.step;
 }
 

@@ -48,6 +48,7 @@ struct TrainOptions {
   std::int64_t steps = 0;  // > 0: stop after this many steps instead
   double lr = 2e-3;
   double adam_beta2 = 0.999;        // Adam's second-moment decay (Transformers usually take 0.98)
+  double weight_decay = 0.0;        // > 0: AdamW, shrinking each weight by lr * this a step
   double clip = 5.0;                // global gradient-norm clip (0: off)
   double teacher_forcing = 1.0;     // ratio at the start
   double teacher_forcing_end = -1;  // in [0, 1]: decays linearly to this by the end; -1: off

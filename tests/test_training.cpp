@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -295,8 +296,10 @@ TEST_CASE("train options: names parse both ways, unknown ones list the known") {
   o.schedule = Schedule::inverse_sqrt;
   o.select_on = Metric::per;
   o.adam_beta2 = 0.98;
+  o.weight_decay = 0.05;
   const TrainOptions back = TrainOptions::from_json(o.to_json());
   CHECK(back.adam_beta2 == 0.98);
+  CHECK(back.weight_decay == 0.05);
   CHECK(back.schedule == Schedule::inverse_sqrt);
   CHECK(back.select_on == Metric::per);
   nlohmann::json j = o.to_json();
@@ -324,6 +327,8 @@ TEST_CASE("train options: every range is checked, naming the option") {
         "--teacher-forcing nan: must be in [0, 1]");
   CHECK(message([](TrainOptions& o) { o.lr = 0; }) == "--lr 0: must be a number above 0");
   CHECK(message([](TrainOptions& o) { o.adam_beta2 = 1; }) == "--adam-beta2 1: must be in [0, 1)");
+  CHECK(message([](TrainOptions& o) { o.weight_decay = -0.1; }) ==
+        "--weight-decay -0.1: must be at least 0 (0: off)");
   CHECK(message([](TrainOptions& o) { o.clip = -1; }) == "--clip -1: must be at least 0 (0: off)");
   CHECK(message([](TrainOptions& o) { o.label_smoothing = 1; }) ==
         "--label-smoothing 1: must be in [0, 1)");
@@ -467,6 +472,30 @@ TEST_CASE("train: a time limit stops the run with a last validation, and a resum
   CHECK(more.time_up);
   CHECK(more.steps > out.steps);
   CHECK(std::stod(read_checkpoint_state(fresh.files.last()).extra.at("elapsed")) > elapsed);
+}
+
+TEST_CASE("train: --weight-decay trains with AdamW, shrinking the weights") {
+  TinyTask task;
+  const TrainData data{.train = task.train, .valid = task.valid, .target_vocab = task.target_vocab};
+  auto weight_norm = [&](double decay) {
+    testing::TempDir dir;
+    Generator gen(2);
+    Seq2Seq model(task.config(), gen);
+    TrainOptions o{.steps = 4, .lr = 1e-3, .schedule = Schedule::constant};
+    o.weight_decay = decay;
+    const RunSetup run{.files = {dir.path.string()}, .config_text = "{}", .resume = false};
+    train(model, gen, data, o, run);
+    double sum = 0;
+    for (const Variable& p : model.parameters()) {
+      for (const double w : p.data().to_vector<double>()) sum += w * w;
+    }
+    return std::sqrt(sum);
+  };
+  const double plain = weight_norm(0.0);
+  // lr * decay = 0.05: each of the 4 steps shrinks every weight by 5% before Adam's update of
+  // about lr, so the norm ends near 0.95^4 = 0.81 of the plain run's.
+  const double decayed = weight_norm(50.0);
+  CHECK(decayed / plain == doctest::Approx(0.81).epsilon(0.05));
 }
 
 TEST_CASE("train: without a time limit the checkpoints hold no clock") {

@@ -366,6 +366,7 @@ TEST_CASE("apply_recipe: G2P's settings for each arch, and what the user chose i
   CHECK(rnn.train.lr == 2e-3);
   CHECK(rnn.train.time_limit == 3600);
   CHECK(rnn.train.select_on == Metric::wer);
+  CHECK(rnn.train.ema == 0.999);
   for (const std::string arch : {"transformer", "decoder-only"}) {
     CAPTURE(arch);
     const Settings t = apply(arch, {});
@@ -377,9 +378,11 @@ TEST_CASE("apply_recipe: G2P's settings for each arch, and what the user chose i
     CHECK(t.train.lr == 7e-4);
     CHECK(t.train.warmup == 1000);
     CHECK(t.train.time_limit == 3600);
+    CHECK(t.train.ema == 0.9998);
   }
-  const Settings mine = apply("transformer", {"dropout", "epochs"});
+  const Settings mine = apply("transformer", {"dropout", "epochs", "ema"});
   CHECK(mine.model.dropout == 0.5);
+  CHECK(mine.train.ema == TrainOptions{}.ema);
   CHECK(mine.train.epochs == TrainOptions{}.epochs);
   CHECK(mine.model.layers == 3);
   const Settings other = [] {  // a task without a recipe is left alone

@@ -106,6 +106,11 @@ void check_options(const TrainArgs& a) {
   check_name("--style", [&] { parse_style(m.style); });
   check_name("--source-tokens", [&] { parse_tokenization(d.source_tokens); });
   check_name("--target-tokens", [&] { parse_tokenization(d.target_tokens); });
+  check_name("--train-targets", [&] {
+    if (d.train_targets != "first" && d.train_targets != "all") {
+      throw ValueError(fmt::format("unknown '{}' (known: first, all)", d.train_targets));
+    }
+  });
   std::vector<std::string> scorers = scorer_names();
   scorers.push_back("none");
   if (std::find(scorers.begin(), scorers.end(), m.attention) == scorers.end()) {
@@ -177,10 +182,13 @@ void score_test(const TrainArgs& a, const DataSplits& data, const BatcherOptions
 }
 
 // What rank 0 alone says: the run's start and end.
-void say_started(const RunConfig& c, const DataSplits& data, const Vocab& source_vocab,
-                 const Vocab& target_vocab, const Seq2Seq& model, int workers) {
-  fmt::print("seqgrad train: {} ({} train / {} valid / {} test), vocab {} -> {}\n",
-             c.data.task.empty() ? c.data.train_path : c.data.task, data.train.size(),
+void say_started(const RunConfig& c, const DataSplits& data, std::size_t train_pairs,
+                 const Vocab& source_vocab, const Vocab& target_vocab, const Seq2Seq& model,
+                 int workers) {
+  const std::string pairs =
+      train_pairs == data.train.size() ? "" : fmt::format(" ({} pairs)", train_pairs);
+  fmt::print("seqgrad train: {} ({} train{} / {} valid / {} test), vocab {} -> {}\n",
+             c.data.task.empty() ? c.data.train_path : c.data.task, data.train.size(), pairs,
              data.valid.size(), data.test.size(), source_vocab.size(), target_vocab.size());
   const int ranks = world().size();
   fmt::print("model: {}, {} parameters, {} thread(s){}; OpenBLAS {}\n", describe_model(c.model),
@@ -221,11 +229,14 @@ void run_train(CLI::App& cmd, TrainArgs& a) {
     c.model.tgt_vocab = target_vocab.size();
     if (leader) start_run_directory(a.out, c, source_vocab, target_vocab);
   }
-  const Batcher train_batches(data.train, source_vocab, target_vocab, bo);
+  const Batcher train_batches(
+      c.data.train_targets == "all" ? one_per_target(data.train) : data.train, source_vocab,
+      target_vocab, bo);
   const Batcher valid_batches(data.valid, source_vocab, target_vocab, bo);
   Generator gen(c.data.seed);
   Seq2Seq model(c.model, gen);
-  if (leader) say_started(c, data, source_vocab, target_vocab, model, workers);
+  if (leader)
+    say_started(c, data, train_batches.size(), source_vocab, target_vocab, model, workers);
   // A run killed before its first checkpoints were written starts again from step 0, which
   // gives what the uninterrupted run would have.
   const bool has_checkpoint = std::filesystem::exists(RunFiles{a.out}.last());
@@ -293,6 +304,9 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--source-tokens", c.data.source_tokens, "chars or words")->capture_default_str();
   cmd->add_option("--target-tokens", c.data.target_tokens, "chars or words")->capture_default_str();
+  cmd->add_option("--train-targets", c.data.train_targets,
+                  "first or all: train on each example's first reference or on every one")
+      ->capture_default_str();
   cmd->add_option("--min-len", c.data.min_len, "generated tasks: shortest source")
       ->capture_default_str();
   cmd->add_option("--max-len", c.data.max_len, "generated tasks: longest source")

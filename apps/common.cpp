@@ -26,6 +26,7 @@ nlohmann::json DataSpec::to_json() const {
           {"cmudict", cmudict},
           {"source_tokens", source_tokens},
           {"target_tokens", target_tokens},
+          {"train_targets", train_targets},
           {"min_len", min_len},
           {"max_len", max_len},
           {"train_size", train_size},
@@ -89,6 +90,9 @@ DataSpec DataSpec::from_json(const nlohmann::json& j) {
   d.cmudict = field<std::string>(j, "data", "cmudict");
   d.source_tokens = field<std::string>(j, "data", "source_tokens");
   d.target_tokens = field<std::string>(j, "data", "target_tokens");
+  // Absent in run directories written before it existed.
+  d.train_targets = j.contains("train_targets") ? field<std::string>(j, "data", "train_targets")
+                                                : std::string("first");
   d.min_len = field<std::int64_t>(j, "data", "min_len");
   d.max_len = field<std::int64_t>(j, "data", "max_len");
   d.train_size = field<std::int64_t>(j, "data", "train_size");

@@ -21,6 +21,9 @@ struct DataSpec {
   std::string train_path, valid_path, test_path;
   std::string cmudict = "data/cmudict-en-us.dict";
   std::string source_tokens = "chars", target_tokens = "chars";
+  // Which references of a training example are trained on: "first", or "all" (one training
+  // pair per reference, as for CMUdict's words with several pronunciations).
+  std::string train_targets = "first";
   std::int64_t min_len = 3, max_len = 12;
   std::int64_t train_size = 20000, valid_size = 500, test_size = 1000;
   std::uint64_t seed = 1;

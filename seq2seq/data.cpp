@@ -39,6 +39,14 @@ std::vector<Example> ExampleMerger::take() {
   return std::move(examples_);
 }
 
+std::vector<Example> one_per_target(const std::vector<Example>& examples) {
+  std::vector<Example> out;
+  for (const Example& e : examples) {
+    for (const std::string& t : e.targets) out.push_back(Example{e.source, {t}});
+  }
+  return out;
+}
+
 std::string read_file(const std::string& path, std::string_view caller) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {

@@ -56,6 +56,10 @@ std::vector<Example> parse_tsv(std::string_view text, std::string_view name);
 // One line per (source, target) pair; DataError if a field holds a tab or line break.
 void write_tsv(const std::string& path, const std::vector<Example>& examples);
 
+// One Example per (source, target) pair, each with that one target: training on every reference
+// instead of the first alone. Keeps the order (an example's targets stay side by side).
+std::vector<Example> one_per_target(const std::vector<Example>& examples);
+
 // Collects (source, target) pairs into Examples: a new source starts an Example, a known one
 // gets the target appended unless it already has it. Shared by the TSV and CMUdict readers.
 class ExampleMerger {

@@ -172,6 +172,39 @@ TEST_CASE("cli: --resume continues exactly where the last checkpoint stopped") {
   CHECK(final_loss[0] != final_loss[1]);
 }
 
+TEST_CASE("cli: --train-targets all trains on every reference of a source") {
+  testing::TempDir dir;
+  {
+    std::ofstream tsv(dir.file("data.tsv"));
+    for (const char* w : {"abc", "bca", "cab", "acb"})
+      tsv << w << "\tx" << w << "\n" << w << "\ty" << w << "\n";
+  }
+  const std::string data = "--train " + dir.file("data.tsv") + " --valid " + dir.file("data.tsv") +
+                           " --embed 8 --hidden 8 --batch-size 2 --epochs 1 --threads 1 ";
+  const Run all = run("train " + data + "--train-targets all --out " + dir.file("all"));
+  CAPTURE(all.out);
+  REQUIRE(all.status == 0);
+  CHECK(all.out.find("(4 train (8 pairs) / 4 valid") != std::string::npos);
+  const auto lines = metrics_lines(dir.file("all") + "/metrics.jsonl");
+  CHECK(lines.back().at("step") == 4);  // one epoch: 8 pairs in batches of 2
+  nlohmann::json config;
+  std::ifstream(dir.file("all") + "/config.json") >> config;
+  CHECK(config.at("data").at("train_targets") == "all");
+
+  const Run first = run("train " + data + "--out " + dir.file("first"));
+  CAPTURE(first.out);
+  REQUIRE(first.status == 0);
+  CHECK(first.out.find("(4 train / 4 valid") != std::string::npos);
+  CHECK(metrics_lines(dir.file("first") + "/metrics.jsonl").back().at("step") == 2);
+  // A run directory from before the option reads as "first".
+  std::ifstream(dir.file("first") + "/config.json") >> config;
+  config["data"].erase("train_targets");
+  std::ofstream(dir.file("first") + "/config.json") << config.dump();
+  const Run e = run("eval --model " + dir.file("first") + " --split valid");
+  CAPTURE(e.out);
+  CHECK(e.status == 0);
+}
+
 TEST_CASE("cli: --arch transformer and decoder-only train, decode, resume exactly") {
   for (const char* arch : {"transformer", "decoder-only"}) {
     CAPTURE(arch);
@@ -286,6 +319,7 @@ TEST_CASE("cli: every bad option is refused at start-up, naming it") {
       {"--min-len 5 --max-len 4", "--max-len 4: must be at least --min-len (5)"},
       {"--cell lstn",             "--cell: unknown cell 'lstn'"},
       {"--target-tokens letters", "--target-tokens: "},
+      {"--train-targets some",    "--train-targets: unknown 'some' (known: first, all)"},
   };
   // clang-format on
   for (const auto& [args, message] : cases) {

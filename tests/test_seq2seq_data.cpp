@@ -235,6 +235,18 @@ TEST_CASE("read_tsv: merges targets of a repeated source in first-seen order") {
   CHECK_THROWS_AS(write_tsv(dir.file("bad.tsv"), {Example{"a\tb", {"c"}}}), DataError);
 }
 
+TEST_CASE("one_per_target: a training pair for every reference, in order") {
+  const std::vector<Example> ex{
+      {"read", {"R IY D", "R EH D"}}, {"cat", {"K AE T"}}, {"a", {"AH", "EY"}}};
+  const std::vector<Example> want{{"read", {"R IY D"}},
+                                  {"read", {"R EH D"}},
+                                  {"cat", {"K AE T"}},
+                                  {"a", {"AH"}},
+                                  {"a", {"EY"}}};
+  CHECK(one_per_target(ex) == want);
+  CHECK(one_per_target({}).empty());
+}
+
 TEST_CASE("read_tsv: a malformed line is reported with file and line number") {
   TempDir dir;
   struct Case {

@@ -76,8 +76,8 @@ TEST_CASE("seq2seq: learns to reverse, greedy and beam search decode it exactly"
       CHECK(hyps[b].attention.front().size() == static_cast<std::size_t>(test.lengths[b]));
       CHECK(hyps[b].score <= 0.0);
     }
-    // 42 of 50: at a constant learning rate the count moves by a few with OpenBLAS's kernels and
-    // our SIMD width (45 to 49 seen after 1,000 steps; 44 once after 700); untrained it is 0
+    // 42 of 50: at a constant learning rate the count moves by a few with OpenBLAS's kernels (45
+    // to 49 with six of them after 1,000 steps; 44 once in CI after 700); untrained it is 0
     CHECK(testing::exact_reversals(test, hyps) >= 42);
   }
 }

@@ -167,6 +167,41 @@ StepLoss DataParallel::loss_backward(const Batch& b, const LossOptions& options,
   return out;
 }
 
+void DataParallel::sum_gradients(Collective& group) {
+  const std::vector<Variable> params = model_.parameters();
+  std::int64_t count = 0;
+  for (const Variable& p : params) {
+    if (p.data().dtype() != DType::f32) {
+      throw ValueError("train_step: a group of processes trains float32 parameters only");
+    }
+    count += p.data().numel();
+  }
+  // A new buffer only for a new size, or while last step's gradients are still held elsewhere
+  // (zero_grad drops the parameters' own views of it).
+  if (!summed_.defined() || summed_.numel() != count || summed_.storage().use_count() > 1) {
+    summed_ = Tensor::empty({count});
+  }
+  float* flat = summed_.data<float>();
+  std::int64_t at = 0;
+  for (const Variable& p : params) {
+    const std::int64_t n = p.data().numel();
+    if (p.grad().defined()) {
+      const Tensor g = p.grad().contiguous();
+      std::copy_n(g.data<float>(), n, flat + at);
+    } else {
+      std::fill_n(flat + at, n, 0.0f);
+    }
+    at += n;
+  }
+  group.sum(std::span<float>(flat, static_cast<std::size_t>(count)));
+  at = 0;
+  for (const Variable& p : params) {
+    const std::int64_t n = p.data().numel();
+    p.impl()->grad = summed_.narrow(0, at, n).reshape(p.data().shape());
+    at += n;
+  }
+}
+
 std::vector<Hypothesis> parallel_beam_search(const std::vector<const Seq2Seq*>& models,
                                              const Tensor& src,
                                              const std::vector<std::int64_t>& lengths,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "seq2seq/batch.h"
+#include "seq2seq/collective.h"
 #include "seq2seq/model.h"
 #include "seq2seq/search.h"
 
@@ -54,11 +55,17 @@ class DataParallel {
   // reseeds gen for its first share, so afterwards gen is the run's only where share 0 ran.
   StepLoss loss_backward(const Batch& b, const LossOptions& options, Generator& gen,
                          Shares part = {});
+  // Each of the model's gradients becomes its sum over `group` (a parameter backward did not
+  // reach counts as zeros), by one allreduce of a buffer kept from step to step; afterwards the
+  // gradients are views of that buffer, so nothing is allocated or copied back. float32
+  // parameters only (ValueError otherwise).
+  void sum_gradients(Collective& group);
 
  private:
   struct Replica;
   Seq2Seq& model_;
   std::vector<std::unique_ptr<Replica>> replicas_;
+  Tensor summed_;  // sum_gradients' buffer: every parameter's gradient, end to end
 };
 
 // beam_search with the batch's rows split over `workers` threads (each decodes its rows with the

@@ -212,43 +212,14 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
 
 namespace {
 
-// Each parameter's gradient becomes its sum over the group (one allreduce of them all).
-void sum_gradients(const std::vector<Variable>& params, Collective& group) {
-  std::int64_t count = 0;
-  for (const Variable& p : params) count += p.data().numel();
-  std::vector<float> flat(static_cast<std::size_t>(count), 0.0f);
-  float* at = flat.data();
-  for (const Variable& p : params) {
-    if (p.data().dtype() != DType::f32) {
-      throw ValueError("train_step: a group of processes trains float32 parameters only");
-    }
-    if (p.grad().defined()) {
-      const Tensor g = p.grad().contiguous();
-      std::copy_n(g.data<float>(), g.numel(), at);
-    }
-    at += p.data().numel();
-  }
-  group.sum(flat);
-  at = flat.data();
-  for (const Variable& p : params) {
-    const std::int64_t n = p.data().numel();
-    if (p.grad().defined() && p.grad().is_contiguous()) {
-      std::copy_n(at, n, p.grad().data<float>());
-    } else {
-      p.impl()->grad = Tensor::from_vector(std::vector<float>(at, at + n), p.data().shape());
-    }
-    at += n;
-  }
-}
-
 // The batch's loss and gradients over the group: this process's shares of the batch, then the
 // sums over the group; gen continues from rank 0's state, the one that drew share 0's choices.
-StepLoss group_loss_backward(DataParallel& parallel, Optimizer& opt, const Batch& batch,
-                             const LossOptions& loss, Generator& gen, Collective& group) {
+StepLoss group_loss_backward(DataParallel& parallel, const Batch& batch, const LossOptions& loss,
+                             Generator& gen, Collective& group) {
   const int workers = parallel.workers();
   const StepLoss mine = parallel.loss_backward(
       batch, loss, gen, {.first = group.rank() * workers, .of = group.size() * workers});
-  sum_gradients(opt.params(), group);
+  parallel.sum_gradients(group);
   double mean = mine.loss;
   group.sum(std::span<double>(&mean, 1));
   std::array<std::uint64_t, 5> state = gen.state();
@@ -263,9 +234,8 @@ StepLoss train_step(DataParallel& parallel, Optimizer& opt, const Batch& batch,
                     const LossOptions& loss, double clip, Generator& gen, Collective& group) {
   opt.zero_grad();
   // forward, loss, backward
-  const StepLoss r = group.size() == 1
-                         ? parallel.loss_backward(batch, loss, gen)
-                         : group_loss_backward(parallel, opt, batch, loss, gen, group);
+  const StepLoss r = group.size() == 1 ? parallel.loss_backward(batch, loss, gen)
+                                       : group_loss_backward(parallel, batch, loss, gen, group);
   // Checked before the update, so a NaN never reaches the weights.
   if (!std::isfinite(r.loss)) {
     throw NonFiniteLoss(

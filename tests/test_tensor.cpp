@@ -344,6 +344,35 @@ TEST_CASE("bool factories store 0 or 1") {
         std::vector<std::int64_t>{0, 1, 1});
 }
 
+TEST_CASE("a transposed matrix made dense, across tile edges, in every dtype") {
+  // 37 x 70: neither side a multiple of the 32-element tiles; a narrowed source (offset and
+  // leading dimension larger than its rows) and a narrowed destination.
+  const Tensor base = iota_f32({80, 40});
+  const Tensor src = base.narrow(0, 3, 70).narrow(1, 2, 37).transpose(0, 1);  // [37,70]
+  for (const DType dt : {DType::f32, DType::f64, DType::i64}) {
+    CAPTURE(dtype_name(dt));
+    const Tensor typed = base.astype(dt).narrow(0, 3, 70).narrow(1, 2, 37).transpose(0, 1);
+    const Tensor dense = typed.contiguous();
+    Tensor wide = Tensor::zeros({37, 75}, dt);
+    Tensor into = wide.narrow(1, 5, 70);
+    into.copy_from(typed);
+    const auto a = dense.astype(DType::f64).to_vector<double>();
+    const auto b = into.contiguous().astype(DType::f64).to_vector<double>();
+    bool same = true;
+    for (std::int64_t r = 0; r < 37; ++r) {
+      for (std::int64_t c = 0; c < 70; ++c) {
+        const double want = static_cast<double>((c + 3) * 40 + (r + 2));  // iota: row * 40 + col
+        same = same && a[static_cast<std::size_t>(r * 70 + c)] == want &&
+               b[static_cast<std::size_t>(r * 70 + c)] == want;
+      }
+    }
+    CHECK(same);
+    CHECK(wide.narrow(1, 0, 5).astype(DType::f64).to_vector<double>() ==
+          std::vector<double>(37 * 5, 0.0));
+  }
+  CHECK(src.contiguous().is_contiguous());
+}
+
 TEST_CASE("copy_from broadcasts into a view") {
   Tensor dst = Tensor::zeros({2, 3});
   dst.copy_from(Tensor::from_list({1, 2, 3}, {3}));

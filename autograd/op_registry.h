@@ -47,6 +47,7 @@ namespace seqgrad {
   X(stack,           C)                                       \
   X(split,           C)                                       \
   X(matmul,          P)  /* ops_matmul.cpp */                 \
+  X(matmul_transposed, P)                                     \
   X(index_select,    P)  /* ops_index.cpp */                  \
   X(embedding,       P)                                       \
   X(gather,          P)                                       \

@@ -6,6 +6,8 @@
 // strided walk over a [K,N] view of an [N,K] buffer. A gradient that already holds a share (a
 // weight view used at every step of a sequence) takes the next one as a gemm accumulating into
 // it (GradSink::add_matmul).
+#include <fmt/format.h>
+
 #include "autograd/ops.h"
 #include "tensor/matmul.h"
 
@@ -44,6 +46,30 @@ Variable matmul(const Variable& a, const Variable& b) {
           }
         }
       });
+}
+
+// y = x @ w^T (from w_t);  dx = dy @ w, dw = dy^T @ x
+Variable matmul_transposed(const Variable& x, const Variable& w, const Tensor& w_t) {
+  const bool fits = x.dim() == 2 && w.dim() == 2 && w_t.defined() && x.size(1) == w.size(1) &&
+                    w_t.shape() == Shape{w.size(1), w.size(0)};
+  if (!fits) {
+    throw ShapeError(
+        fmt::format("matmul_transposed: x {} @ w {}^T needs x [M,K], w [N,K] and w_t "
+                    "[K,N]; w_t is {}",
+                    shape_str(x.shape()), shape_str(w.shape()),
+                    w_t.defined() ? shape_str(w_t.shape()) : "undefined"));
+  }
+  if (x.dtype() != w.dtype() || w_t.dtype() != w.dtype()) {
+    throw DTypeError(fmt::format("matmul_transposed: x {}, w {} and w_t {} must share one dtype",
+                                 dtype_name(x.dtype()), dtype_name(w.dtype()),
+                                 dtype_name(w_t.dtype())));
+  }
+  Tensor y = matmul(x.data(), w_t);
+  return make_result(std::move(y), Op::matmul_transposed, {&x, &w},
+                     [tx = x.data(), tw = w.data()](const Tensor& dy, const GradSink& g) {
+                       if (g.needs(0)) g.add_matmul(0, dy, tw);
+                       if (g.needs(1)) g.add_matmul(1, mT(dy), tx);
+                     });
 }
 
 }  // namespace seqgrad

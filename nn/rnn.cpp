@@ -1,7 +1,9 @@
 // Recurrent layers, written from autograd primitives: the input projection of a whole sequence
 // is one matmul; each step adds the recurrent projection and applies the gate nonlinearities.
 // An LSTM layer's whole sequence is one fused node instead (autograd lstm_layer); RNN::step,
-// one step at a time, still goes through cell_step.
+// one step at a time, still goes through cell_step. The per-step products read dense copies of
+// W^T (made once a run, or by step_weights for a sequence of step calls) through
+// matmul_transposed: for a small batch, gemm with a transposed-view weight costs more.
 // Shape legend: B batch, T time, I input size, H hidden size, G gates, L layers, D directions.
 #include "nn/rnn.h"
 
@@ -78,10 +80,10 @@ RNN::RNN(const RNNOptions& options, Generator& gen) : opt_(options), gen_(&gen) 
 //   GRU:  r = sigmoid(xp_r + hp_r); z = sigmoid(xp_z + hp_z); n = tanh(xp_n + r * hp_n);
 //         h' = (1 - z) n + z h = n + z (h - n)
 // clang-format on
-RNN::CellState RNN::cell_step(const Variable& xp, const CellState& s, const Weights& w,
-                              const Variable& w_hh_t) const {
+RNN::CellState RNN::cell_step(const Variable& xp, const Variable& hp_in, const CellState& s,
+                              const Weights& w) const {
   const std::int64_t H = opt_.hidden_size;
-  Variable hp = matmul(s.h, w_hh_t);
+  Variable hp = hp_in;
   if (w.b_hh.defined()) hp = hp + w.b_hh;
   switch (opt_.cell) {
     case CellType::rnn_tanh:
@@ -125,13 +127,13 @@ std::pair<Variable, RNN::CellState> RNN::run(const Variable& x,
   }
   Variable xp = matmul(x, transpose(w.w_ih, 0, 1));  // [B,T,G*H]
   if (w.b_ih.defined()) xp = xp + w.b_ih;
-  const Variable w_hh_t = transpose(w.w_hh, 0, 1);
+  const Tensor w_hh_t = w.w_hh.data().transpose(0, 1).contiguous();  // for all T steps
   const std::int64_t min_len =
       lengths.empty() ? T : *std::min_element(lengths.begin(), lengths.end());
   std::vector<Variable> outs(T);
   for (std::int64_t k = 0; k < T; ++k) {
     const std::int64_t t = reverse ? T - 1 - k : k;
-    CellState next = cell_step(select(xp, 1, t), s, w, w_hh_t);
+    CellState next = cell_step(select(xp, 1, t), matmul_transposed(s.h, w.w_hh, w_hh_t), s, w);
     if (t < min_len) {  // every sequence is still running
       outs[t] = next.h;
       s = next;
@@ -191,7 +193,18 @@ RNNOutput RNN::forward(const Variable& x, const std::vector<std::int64_t>& lengt
   return r;
 }
 
-RNNOutput RNN::step(const Variable& x_t, const RNNState& state) const {
+RNN::StepWeights RNN::step_weights() const {
+  if (opt_.bidirectional) throw ValueError("RNN::step_weights: a bidirectional layer cannot step");
+  StepWeights dense;
+  for (std::int64_t layer = 0; layer < opt_.num_layers; ++layer) {
+    const Weights& w = weights_[static_cast<std::size_t>(layer)];
+    dense.ih_t.push_back(w.w_ih.data().transpose(0, 1).contiguous());
+    dense.hh_t.push_back(w.w_hh.data().transpose(0, 1).contiguous());
+  }
+  return dense;
+}
+
+RNNOutput RNN::step(const Variable& x_t, const RNNState& state, const StepWeights* dense) const {
   if (opt_.bidirectional) throw ValueError("RNN::step: a bidirectional layer cannot step");
   if (x_t.dim() != 2 || x_t.size(1) != opt_.input_size) {
     throw ShapeError(
@@ -202,11 +215,19 @@ RNNOutput RNN::step(const Variable& x_t, const RNNState& state) const {
   std::vector<Variable> hs, cs;
   for (std::int64_t layer = 0; layer < opt_.num_layers; ++layer) {
     if (layer > 0) in = dropout(in, opt_.dropout, training(), *gen_);
-    const Weights& w = weights_[static_cast<std::size_t>(layer)];
-    Variable xp = matmul(in, transpose(w.w_ih, 0, 1));
+    const auto l = static_cast<std::size_t>(layer);
+    const Weights& w = weights_[l];
+    const CellState prev = initial(state, l, B);
+    Variable xp, hp;
+    if (dense != nullptr) {
+      xp = matmul_transposed(in, w.w_ih, dense->ih_t.at(l));
+      hp = matmul_transposed(prev.h, w.w_hh, dense->hh_t.at(l));
+    } else {
+      xp = matmul(in, transpose(w.w_ih, 0, 1));
+      hp = matmul(prev.h, transpose(w.w_hh, 0, 1));
+    }
     if (w.b_ih.defined()) xp = xp + w.b_ih;
-    const CellState s = cell_step(xp, initial(state, static_cast<std::size_t>(layer), B), w,
-                                  transpose(w.w_hh, 0, 1));
+    const CellState s = cell_step(xp, hp, prev, w);
     hs.push_back(s.h);
     if (opt_.cell == CellType::lstm) cs.push_back(s.c);
     in = s.h;

@@ -62,8 +62,18 @@ class RNN : public Module {
   // x [B,T,I]; lengths: B values in [1, T], or empty when every sequence has length T.
   RNNOutput forward(const Variable& x, const std::vector<std::int64_t>& lengths = {},
                     const RNNState& init = {}, RNNTrace* trace = nullptr) const;
+  // Dense copies of each layer's W_ih^T and W_hh^T. Made once for a sequence of step() calls
+  // (while the weights do not change), they spare every step gemm's repacking of a transposed
+  // weight, the larger part of a small batch's product.
+  struct StepWeights {
+    std::vector<Tensor> ih_t, hh_t;  // per layer: [I_k, G*H] and [H, G*H]
+  };
+  StepWeights step_weights() const;
   // One time step through every layer (unidirectional only): x_t [B,I] -> top output [B,H].
-  RNNOutput step(const Variable& x_t, const RNNState& state) const;
+  // With `dense` (from step_weights(), after the last change of the weights) the products use
+  // it: the same values, computed faster.
+  RNNOutput step(const Variable& x_t, const RNNState& state,
+                 const StepWeights* dense = nullptr) const;
 
   const RNNOptions& options() const { return opt_; }
   std::int64_t directions() const { return opt_.bidirectional ? 2 : 1; }
@@ -75,8 +85,9 @@ class RNN : public Module {
   struct CellState {
     Variable h, c;
   };
-  CellState cell_step(const Variable& xp, const CellState& s, const Weights& w,
-                      const Variable& w_hh_t) const;
+  // The cell from the input's projection xp and the hidden one hp (biases not yet added).
+  CellState cell_step(const Variable& xp, const Variable& hp, const CellState& s,
+                      const Weights& w) const;
   // One layer, one direction over the whole sequence: outputs [B,T,H] and the final state.
   std::pair<Variable, CellState> run(const Variable& x, const std::vector<std::int64_t>& lengths,
                                      std::size_t index, bool reverse, CellState s,

@@ -207,7 +207,9 @@ LstmLayerOutput lstm_layer_forward(const Tensor& x, const Tensor& h0, const Tens
     Tensor gates2d = s.act.reshape({T * B, G});
     matmul_into(x.transpose(0, 1).contiguous().reshape({T * B, I}), w_ih.transpose(0, 1), gates2d,
                 1.0, has_bias ? 1.0 : 0.0);
-    const Tensor w_hh_t = w_hh.transpose(0, 1);
+    // W_hh^T made dense once for all T steps: a small-batch product whose weight operand is a
+    // transposed view has OpenBLAS repack that weight on every call, at a cost near the product's.
+    const Tensor w_hh_t = w_hh.transpose(0, 1).contiguous();
     Real* ph = s.h.data<Real>();
     Real* pc = s.c.data<Real>();
     Real* ptc = s.tanh_c.data<Real>();

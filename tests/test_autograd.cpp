@@ -313,5 +313,31 @@ TEST_CASE("anomaly mode: a non-finite gradient names the op whose backward made 
   CHECK(std::isinf(a.grad().at({0})));
 }
 
+TEST_CASE("autograd: matmul_transposed is x @ w^T, its errors name the shapes") {
+  Generator gen(5);
+  const Tensor xv = normal({3, 4}, 0, 1, DType::f64, gen),
+               wv = normal({2, 4}, 0, 1, DType::f64, gen);
+  Variable x(xv, true), w(wv, true);
+  const Tensor w_t = wv.transpose(0, 1).contiguous();
+  Variable y = matmul_transposed(x, w, w_t);
+  CHECK(y.op() == Op::matmul_transposed);
+  sum(y * y).backward();
+  Variable x2(xv, true), w2(wv, true);
+  sum(pow(matmul(x2, transpose(w2, 0, 1)), 2.0)).backward();
+  const auto a = y.data().to_vector<double>();
+  const auto b = matmul(xv, wv.transpose(0, 1)).to_vector<double>();
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(b[i]).epsilon(1e-14));
+  for (const auto& [got, want] : {std::pair{x.grad(), x2.grad()}, std::pair{w.grad(), w2.grad()}}) {
+    const auto g = got.contiguous().to_vector<double>(), h = want.contiguous().to_vector<double>();
+    REQUIRE(g.size() == h.size());
+    for (std::size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(h[i]).epsilon(1e-13));
+  }
+  CHECK_THROWS_WITH_AS(matmul_transposed(x, w, wv),
+                       "matmul_transposed: x [3,4] @ w [2,4]^T needs x [M,K], w [N,K] and w_t "
+                       "[K,N]; w_t is [2,4]",
+                       ShapeError);
+  CHECK_THROWS_AS(matmul_transposed(x, w, w_t.astype(DType::f32)), DTypeError);
+}
+
 }  // namespace
 }  // namespace seqgrad

@@ -297,6 +297,16 @@ std::vector<GradCase> cases() {
                  return T{rnd({3, 4}), rnd({2, 4, 2})};
                },
                [](const V& x) { return matmul(x[0], x[1]); }});
+  // As an RNN's steps use it: one dense copy of W^T for three products with W.
+  c.push_back({"matmul_transposed", "one weight in three products",
+               [] {
+                 return T{rnd({3, 4}), rnd({2, 4})};
+               },
+               [](const V& x) {
+                 const Tensor w_t = x[1].data().transpose(0, 1).contiguous();
+                 return tanh(matmul_transposed(x[0], x[1], w_t)) +
+                        matmul_transposed(x[0] * 2.0, x[1], w_t);
+               }});
   // --- indexing ---
   c.push_back({"index_select", "axis 0, repeated rows",
                [] {

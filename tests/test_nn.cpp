@@ -284,6 +284,44 @@ TEST_CASE("nn: RNN::step matches forward one step at a time") {
   CHECK_THROWS_AS(rnn.forward(Variable(x), {1}), ShapeError);
 }
 
+TEST_CASE("nn: RNN::step with dense weights gives the same outputs and gradients") {
+  for (const CellType cell : {CellType::lstm, CellType::gru}) {
+    CAPTURE(cell_name(cell));
+    Generator gen(12);
+    RNN rnn(
+        RNNOptions{
+            .cell = cell, .input_size = 3, .hidden_size = 4, .num_layers = 2, .dtype = DType::f64},
+        gen);
+    const Tensor x = normal({2, 3, 3}, 0, 1, DType::f64, gen);
+    // The sum of every step's output, and the parameters' gradients from it.
+    auto run = [&](const RNN::StepWeights* dense) {
+      rnn.zero_grad();
+      RNNState s;
+      Variable total;
+      for (std::int64_t t = 0; t < 3; ++t) {
+        const RNNOutput o = rnn.step(Variable(x.select(1, t)), s, dense);
+        s = o.state;
+        const Variable out = sum(o.output * o.output);
+        total = total.defined() ? total + out : out;
+      }
+      total.backward();
+      std::vector<double> values{total.item()};
+      for (const Variable& p : rnn.parameters()) {
+        for (const double g : p.grad().contiguous().to_vector<double>()) values.push_back(g);
+      }
+      return values;
+    };
+    const std::vector<double> plain = run(nullptr);
+    const RNN::StepWeights dense = rnn.step_weights();
+    REQUIRE(dense.ih_t.size() == 2);
+    CHECK(dense.ih_t[1].shape() == Shape{4, cell == CellType::lstm ? 16 : 12});
+    const std::vector<double> fast = run(&dense);
+    REQUIRE(fast.size() == plain.size());
+    for (std::size_t i = 0; i < fast.size(); ++i)
+      CHECK(fast[i] == doctest::Approx(plain[i]).epsilon(1e-12));
+  }
+}
+
 // --- gradcheck of every layer, float64, parameters included ---
 
 Variable flat(const Variable& v) {

@@ -75,10 +75,10 @@ std::vector<Variable> split(const Variable& x, const std::vector<std::int64_t>& 
 // --- matmul (ops_matmul.cpp): shapes as tensor/matmul.h ---
 Variable matmul(const Variable& a, const Variable& b);
 // x @ w^T for x [M,K] and a weight w [N,K], computed from w_t, a dense copy of w^T [K,N] that
-// the caller made once for many products (the steps of a recurrent layer): gemm repacks a
-// transposed operand on every call, slowly when M is small. The gradients go to x (dy @ w) and
-// to w (dy^T @ x), never to w_t, which must hold w^T's values. ShapeError or DTypeError names
-// the three shapes when they do not fit.
+// the caller made once for many products (the steps of a recurrent layer): OpenBLAS runs a
+// small M's product faster with a dense weight than with a transposed view (README, Speed).
+// The gradients go to x (dy @ w) and to w (dy^T @ x), never to w_t, which must hold w^T's
+// values. ShapeError or DTypeError names the three shapes when they do not fit.
 Variable matmul_transposed(const Variable& x, const Variable& w, const Tensor& w_t);
 
 // --- indexing (ops_index.cpp); indices are int64 tensors, never differentiated ---

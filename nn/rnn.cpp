@@ -80,10 +80,9 @@ RNN::RNN(const RNNOptions& options, Generator& gen) : opt_(options), gen_(&gen) 
 //   GRU:  r = sigmoid(xp_r + hp_r); z = sigmoid(xp_z + hp_z); n = tanh(xp_n + r * hp_n);
 //         h' = (1 - z) n + z h = n + z (h - n)
 // clang-format on
-RNN::CellState RNN::cell_step(const Variable& xp, const Variable& hp_in, const CellState& s,
+RNN::CellState RNN::cell_step(const Variable& xp, Variable hp, const CellState& s,
                               const Weights& w) const {
   const std::int64_t H = opt_.hidden_size;
-  Variable hp = hp_in;
   if (w.b_hh.defined()) hp = hp + w.b_hh;
   switch (opt_.cell) {
     case CellType::rnn_tanh:

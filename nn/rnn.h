@@ -86,8 +86,7 @@ class RNN : public Module {
     Variable h, c;
   };
   // The cell from the input's projection xp and the hidden one hp (biases not yet added).
-  CellState cell_step(const Variable& xp, const Variable& hp, const CellState& s,
-                      const Weights& w) const;
+  CellState cell_step(const Variable& xp, Variable hp, const CellState& s, const Weights& w) const;
   // One layer, one direction over the whole sequence: outputs [B,T,H] and the final state.
   std::pair<Variable, CellState> run(const Variable& x, const std::vector<std::int64_t>& lengths,
                                      std::size_t index, bool reverse, CellState s,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "autograd/variable.h"
+#include "tensor/packed_matmul.h"
 #include "tensor/random.h"
 #include "tensor/reduce.h"
 
@@ -74,12 +75,14 @@ std::vector<Variable> split(const Variable& x, const std::vector<std::int64_t>& 
 
 // --- matmul (ops_matmul.cpp): shapes as tensor/matmul.h ---
 Variable matmul(const Variable& a, const Variable& b);
-// x @ w^T for x [M,K] and a weight w [N,K], computed from w_t, a dense copy of w^T [K,N] that
-// the caller made once for many products (the steps of a recurrent layer): OpenBLAS runs a
-// small M's product faster with a dense weight than with a transposed view (README, Speed).
-// The gradients go to x (dy @ w) and to w (dy^T @ x), never to w_t, which must hold w^T's
-// values. ShapeError or DTypeError names the three shapes when they do not fit.
-Variable matmul_transposed(const Variable& x, const Variable& w, const Tensor& w_t);
+// x @ w^T for x [M,K] and a weight w [N,K], computed from w_t = PackedMatrix(w^T) [K,N], which
+// the caller made once for many products (the steps of a recurrent layer): a small M's product
+// then skips gemm's copy of the weight (tensor/packed_matmul.h). The backward's dy @ w uses
+// `w_packed` = PackedMatrix(w) when given. The gradients go to x (dy @ w) and to w (dy^T @ x),
+// never to the packed copies, which must hold w^T's and w's values. ShapeError or DTypeError
+// names the shapes when they do not fit.
+Variable matmul_transposed(const Variable& x, const Variable& w, const PackedMatrix& w_t,
+                           const PackedMatrix& w_packed = {});
 
 // --- indexing (ops_index.cpp); indices are int64 tensors, never differentiated ---
 Variable index_select(const Variable& x, std::int64_t axis, const Tensor& index);

@@ -10,6 +10,7 @@
 
 #include "autograd/ops.h"
 #include "tensor/matmul.h"
+#include "tensor/packed_matmul.h"
 
 namespace seqgrad {
 
@@ -49,25 +50,37 @@ Variable matmul(const Variable& a, const Variable& b) {
 }
 
 // y = x @ w^T (from w_t);  dx = dy @ w, dw = dy^T @ x
-Variable matmul_transposed(const Variable& x, const Variable& w, const Tensor& w_t) {
+Variable matmul_transposed(const Variable& x, const Variable& w, const PackedMatrix& w_t,
+                           const PackedMatrix& w_packed) {
   const bool fits = x.dim() == 2 && w.dim() == 2 && w_t.defined() && x.size(1) == w.size(1) &&
-                    w_t.shape() == Shape{w.size(1), w.size(0)};
+                    w_t.matrix().shape() == Shape{w.size(1), w.size(0)} &&
+                    (!w_packed.defined() || w_packed.matrix().shape() == w.shape());
   if (!fits) {
-    throw ShapeError(
-        fmt::format("matmul_transposed: x {} @ w {}^T needs x [M,K], w [N,K] and w_t "
-                    "[K,N]; w_t is {}",
-                    shape_str(x.shape()), shape_str(w.shape()),
-                    w_t.defined() ? shape_str(w_t.shape()) : "undefined"));
+    throw ShapeError(fmt::format(
+        "matmul_transposed: x {} @ w {}^T needs x [M,K], w [N,K], w_t [K,N] and w_packed "
+        "[N,K] or none; w_t is {}, w_packed {}",
+        shape_str(x.shape()), shape_str(w.shape()),
+        w_t.defined() ? shape_str(w_t.matrix().shape()) : "undefined",
+        w_packed.defined() ? shape_str(w_packed.matrix().shape()) : "none"));
   }
-  if (x.dtype() != w.dtype() || w_t.dtype() != w.dtype()) {
-    throw DTypeError(fmt::format("matmul_transposed: x {}, w {} and w_t {} must share one dtype",
-                                 dtype_name(x.dtype()), dtype_name(w.dtype()),
-                                 dtype_name(w_t.dtype())));
+  const DType dt = w.dtype();
+  if (x.dtype() != dt || w_t.matrix().dtype() != dt ||
+      (w_packed.defined() && w_packed.matrix().dtype() != dt)) {
+    throw DTypeError(
+        fmt::format("matmul_transposed: x {}, w {}, w_t {} and w_packed {} must share one dtype",
+                    dtype_name(x.dtype()), dtype_name(dt), dtype_name(w_t.matrix().dtype()),
+                    w_packed.defined() ? dtype_name(w_packed.matrix().dtype()) : "none"));
   }
   Tensor y = matmul(x.data(), w_t);
   return make_result(std::move(y), Op::matmul_transposed, {&x, &w},
-                     [tx = x.data(), tw = w.data()](const Tensor& dy, const GradSink& g) {
-                       if (g.needs(0)) g.add_matmul(0, dy, tw);
+                     [tx = x.data(), tw = w.data(), w_packed](const Tensor& dy, const GradSink& g) {
+                       if (g.needs(0)) {
+                         if (w_packed.defined()) {
+                           g.add(0, matmul(dy, w_packed));
+                         } else {
+                           g.add_matmul(0, dy, tw);
+                         }
+                       }
                        if (g.needs(1)) g.add_matmul(1, mT(dy), tx);
                      });
 }

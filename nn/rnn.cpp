@@ -1,9 +1,9 @@
 // Recurrent layers, written from autograd primitives: the input projection of a whole sequence
 // is one matmul; each step adds the recurrent projection and applies the gate nonlinearities.
 // An LSTM layer's whole sequence is one fused node instead (autograd lstm_layer); RNN::step,
-// one step at a time, still goes through cell_step. The per-step products read dense copies of
-// W^T (made once a run, or by step_weights for a sequence of step calls) through
-// matmul_transposed: for a small batch, gemm with a transposed-view weight costs more.
+// one step at a time, still goes through cell_step. The per-step products read packed copies of
+// W^T and W (made once a run, or by step_weights for a sequence of step calls) through
+// matmul_transposed: for a small batch, gemm's own copy of the weight at every call costs more.
 // Shape legend: B batch, T time, I input size, H hidden size, G gates, L layers, D directions.
 #include "nn/rnn.h"
 
@@ -126,13 +126,15 @@ std::pair<Variable, RNN::CellState> RNN::run(const Variable& x,
   }
   Variable xp = matmul(x, transpose(w.w_ih, 0, 1));  // [B,T,G*H]
   if (w.b_ih.defined()) xp = xp + w.b_ih;
-  const Tensor w_hh_t = w.w_hh.data().transpose(0, 1).contiguous();  // for all T steps
+  const PackedMatrix w_hh_t(w.w_hh.data().transpose(0, 1));  // for all T steps
+  const PackedMatrix w_hh = grad_enabled() ? PackedMatrix(w.w_hh.data()) : PackedMatrix();
   const std::int64_t min_len =
       lengths.empty() ? T : *std::min_element(lengths.begin(), lengths.end());
   std::vector<Variable> outs(T);
   for (std::int64_t k = 0; k < T; ++k) {
     const std::int64_t t = reverse ? T - 1 - k : k;
-    CellState next = cell_step(select(xp, 1, t), matmul_transposed(s.h, w.w_hh, w_hh_t), s, w);
+    CellState next =
+        cell_step(select(xp, 1, t), matmul_transposed(s.h, w.w_hh, w_hh_t, w_hh), s, w);
     if (t < min_len) {  // every sequence is still running
       outs[t] = next.h;
       s = next;
@@ -194,16 +196,20 @@ RNNOutput RNN::forward(const Variable& x, const std::vector<std::int64_t>& lengt
 
 RNN::StepWeights RNN::step_weights() const {
   if (opt_.bidirectional) throw ValueError("RNN::step_weights: a bidirectional layer cannot step");
-  StepWeights dense;
+  StepWeights packed;
   for (std::int64_t layer = 0; layer < opt_.num_layers; ++layer) {
     const Weights& w = weights_[static_cast<std::size_t>(layer)];
-    dense.ih_t.push_back(w.w_ih.data().transpose(0, 1).contiguous());
-    dense.hh_t.push_back(w.w_hh.data().transpose(0, 1).contiguous());
+    packed.ih_t.emplace_back(w.w_ih.data().transpose(0, 1));
+    packed.hh_t.emplace_back(w.w_hh.data().transpose(0, 1));
+    if (grad_enabled()) {
+      packed.ih.emplace_back(w.w_ih.data());
+      packed.hh.emplace_back(w.w_hh.data());
+    }
   }
-  return dense;
+  return packed;
 }
 
-RNNOutput RNN::step(const Variable& x_t, const RNNState& state, const StepWeights* dense) const {
+RNNOutput RNN::step(const Variable& x_t, const RNNState& state, const StepWeights* packed) const {
   if (opt_.bidirectional) throw ValueError("RNN::step: a bidirectional layer cannot step");
   if (x_t.dim() != 2 || x_t.size(1) != opt_.input_size) {
     throw ShapeError(
@@ -218,9 +224,12 @@ RNNOutput RNN::step(const Variable& x_t, const RNNState& state, const StepWeight
     const Weights& w = weights_[l];
     const CellState prev = initial(state, l, B);
     Variable xp, hp;
-    if (dense != nullptr) {
-      xp = matmul_transposed(in, w.w_ih, dense->ih_t.at(l));
-      hp = matmul_transposed(prev.h, w.w_hh, dense->hh_t.at(l));
+    if (packed != nullptr) {
+      const bool back = !packed->ih.empty();
+      xp = matmul_transposed(in, w.w_ih, packed->ih_t.at(l),
+                             back ? packed->ih.at(l) : PackedMatrix());
+      hp = matmul_transposed(prev.h, w.w_hh, packed->hh_t.at(l),
+                             back ? packed->hh.at(l) : PackedMatrix());
     } else {
       xp = matmul(in, transpose(w.w_ih, 0, 1));
       hp = matmul(prev.h, transpose(w.w_hh, 0, 1));

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "nn/module.h"
+#include "tensor/packed_matmul.h"
 #include "tensor/random.h"
 
 namespace seqgrad {
@@ -62,18 +63,20 @@ class RNN : public Module {
   // x [B,T,I]; lengths: B values in [1, T], or empty when every sequence has length T.
   RNNOutput forward(const Variable& x, const std::vector<std::int64_t>& lengths = {},
                     const RNNState& init = {}, RNNTrace* trace = nullptr) const;
-  // Dense copies of each layer's W_ih^T and W_hh^T. Made once for a sequence of step() calls
-  // (while the weights do not change), they give each step's products a dense weight, which
-  // OpenBLAS multiplies by a small batch faster than a transposed view (README, Speed).
+  // Each layer's W_ih^T and W_hh^T packed for the steps' products (tensor/packed_matmul.h), and
+  // W_ih and W_hh for their backward's. Made once for a sequence of step() calls (while the
+  // weights do not change), they spare each step's small-batch products gemm's copy of the
+  // weight (README, Speed). Under no_grad the backward's copies are not made.
   struct StepWeights {
-    std::vector<Tensor> ih_t, hh_t;  // per layer: [I_k, G*H] and [H, G*H]
+    std::vector<PackedMatrix> ih_t, hh_t;  // per layer: [I_k, G*H] and [H, G*H]
+    std::vector<PackedMatrix> ih, hh;      // per layer: [G*H, I_k] and [G*H, H], or empty
   };
   StepWeights step_weights() const;
   // One time step through every layer (unidirectional only): x_t [B,I] -> top output [B,H].
-  // With `dense` (from step_weights(), after the last change of the weights) the products use
+  // With `packed` (from step_weights(), after the last change of the weights) the products use
   // it: the same values, computed faster.
   RNNOutput step(const Variable& x_t, const RNNState& state,
-                 const StepWeights* dense = nullptr) const;
+                 const StepWeights* packed = nullptr) const;
 
   const RNNOptions& options() const { return opt_; }
   std::int64_t directions() const { return opt_.bidirectional ? 2 : 1; }

@@ -98,14 +98,14 @@ DecoderState Decoder::initial(const RNNState& bridged, std::int64_t batch) const
 DecoderStep Decoder::step(const Tensor& y_prev, const DecoderState& state,
                           const DecoderMemory& m) const {
   const Variable e = drop_(embed_(y_prev));  // [B,E]
-  const RNN::StepWeights* dense = m.rnn_weights.ih_t.empty() ? nullptr : &m.rnn_weights;
+  const RNN::StepWeights* packed = m.rnn_weights.ih_t.empty() ? nullptr : &m.rnn_weights;
   DecoderStep out;
   Variable context;
   if (!attention_) {
     context = m.fixed_context;
-    out.state.rnn = rnn_.step(concat({e, context}, 1), state.rnn, dense).state;
+    out.state.rnn = rnn_.step(concat({e, context}, 1), state.rnn, packed).state;
   } else if (cfg_.style == AttentionStyle::luong) {
-    out.state.rnn = rnn_.step(concat({e, state.feed}, 1), state.rnn, dense).state;
+    out.state.rnn = rnn_.step(concat({e, state.feed}, 1), state.rnn, packed).state;
     const AttentionResult a = attention_->attend(select(out.state.rnn.h, 0, -1), m.attention);
     context = a.context;
     out.weights = a.weights;
@@ -117,7 +117,7 @@ DecoderStep Decoder::step(const Tensor& y_prev, const DecoderState& state,
     out.weights = a.weights;
     out.scores = a.scores;
     out.head_weights = a.head_weights;
-    out.state.rnn = rnn_.step(concat({e, context}, 1), state.rnn, dense).state;
+    out.state.rnn = rnn_.step(concat({e, context}, 1), state.rnn, packed).state;
   }
   const Variable h = select(out.state.rnn.h, 0, -1);  // top layer [B,H]
   out.output = tanh(combine_(concat({context, h}, 1)));

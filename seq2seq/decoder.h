@@ -44,7 +44,7 @@ struct DecoderMemory {
   AttentionMemory attention;  // with attention
   Variable fixed_context;     // [B,C] without attention
   std::int64_t batch = 0;
-  // Dense transposed copies of the RNN's weights for its steps (RNN::step_weights), valid until
+  // The RNN's weights packed for its steps (RNN::step_weights), valid until
   // the weights next change: memory() makes them for each batch. Empty: the steps go without.
   RNN::StepWeights rnn_weights;
 };

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "tensor/matmul.h"
+#include "tensor/packed_matmul.h"
 #include "tensor/reduce.h"
 #include "tensor/simd.h"
 
@@ -207,9 +208,9 @@ LstmLayerOutput lstm_layer_forward(const Tensor& x, const Tensor& h0, const Tens
     Tensor gates2d = s.act.reshape({T * B, G});
     matmul_into(x.transpose(0, 1).contiguous().reshape({T * B, I}), w_ih.transpose(0, 1), gates2d,
                 1.0, has_bias ? 1.0 : 0.0);
-    // W_hh^T made dense once for all T steps: OpenBLAS multiplies a small batch by a dense
-    // weight faster than by a transposed view.
-    const Tensor w_hh_t = w_hh.transpose(0, 1).contiguous();
+    // W_hh^T packed once for all T steps (tensor/packed_matmul.h): each step's product with a
+    // small batch then skips gemm's copy of the weight.
+    const PackedMatrix w_hh_t(w_hh.transpose(0, 1));
     Real* ph = s.h.data<Real>();
     Real* pc = s.c.data<Real>();
     Real* ptc = s.tanh_c.data<Real>();
@@ -218,7 +219,7 @@ LstmLayerOutput lstm_layer_forward(const Tensor& x, const Tensor& h0, const Tens
       const std::int64_t t = reverse ? T - 1 - k : k;
       const std::int64_t before = reverse ? t + 1 : t, after = reverse ? t : t + 1;
       Tensor gates_t = s.act.select(0, t);
-      matmul_into(s.h.select(0, before), w_hh_t, gates_t, 1.0, 1.0);
+      matmul_into(s.h.select(0, before), w_hh_t, gates_t, 1.0);
       for (std::int64_t b = 0; b < B; ++b) {
         const Real* h_prev = ph + (before * B + b) * H;
         const Real* c_prev = pc + (before * B + b) * H;
@@ -271,6 +272,7 @@ LstmLayerGrads lstm_layer_backward(const LstmLayerSaved& saved, const Tensor& x,
   d.h0.copy_from(dy.select(1, T));
   d.c0.copy_from(dy.select(1, T + 1));
   Tensor dgates = Tensor::empty({T, B, G}, dt);
+  const PackedMatrix w_hh_packed(w_hh);  // for every step's dgates_t W_hh, as in the forward
   dispatch_floating(dt, __func__, [&]<class Real>() {
     const Real* pa = saved.act.data<Real>();
     const Real* pc = saved.c.data<Real>();
@@ -297,7 +299,7 @@ LstmLayerGrads lstm_layer_backward(const LstmLayerSaved& saved, const Tensor& x,
         std::fill(dh, dh + H, Real(0));  // refilled below with dgates_t W_hh
       }
       Tensor dgates_t = dgates.select(0, t);
-      matmul_into(dgates_t, w_hh, d.h0, 1.0, 1.0);
+      matmul_into(dgates_t, w_hh_packed, d.h0, 1.0);
     }
   });
   const Tensor dg = dgates.reshape({T * B, G});

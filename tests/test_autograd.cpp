@@ -313,30 +313,43 @@ TEST_CASE("anomaly mode: a non-finite gradient names the op whose backward made 
   CHECK(std::isinf(a.grad().at({0})));
 }
 
-TEST_CASE("autograd: matmul_transposed is x @ w^T, its errors name the shapes") {
+TEST_CASE_TEMPLATE("autograd: matmul_transposed is x @ w^T, its errors name the shapes", T, float,
+                   double) {
+  const DType dt = dtype_of<T>();
+  const double eps = dt == DType::f32 ? 1e-5 : 1e-13;
   Generator gen(5);
-  const Tensor xv = normal({3, 4}, 0, 1, DType::f64, gen),
-               wv = normal({2, 4}, 0, 1, DType::f64, gen);
-  Variable x(xv, true), w(wv, true);
-  const Tensor w_t = wv.transpose(0, 1).contiguous();
-  Variable y = matmul_transposed(x, w, w_t);
-  CHECK(y.op() == Op::matmul_transposed);
-  sum(y * y).backward();
-  Variable x2(xv, true), w2(wv, true);
-  sum(pow(matmul(x2, transpose(w2, 0, 1)), 2.0)).backward();
-  const auto a = y.data().to_vector<double>();
-  const auto b = matmul(xv, wv.transpose(0, 1)).to_vector<double>();
-  for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(b[i]).epsilon(1e-14));
-  for (const auto& [got, want] : {std::pair{x.grad(), x2.grad()}, std::pair{w.grad(), w2.grad()}}) {
-    const auto g = got.contiguous().to_vector<double>(), h = want.contiguous().to_vector<double>();
-    REQUIRE(g.size() == h.size());
-    for (std::size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(h[i]).epsilon(1e-13));
+  const Tensor xv = normal({11, 20}, 0, 1, dt, gen), wv = normal({50, 20}, 0, 1, dt, gen);
+  const PackedMatrix w_t(wv.transpose(0, 1)), w_packed(wv);
+  for (const bool packed_backward : {false, true}) {
+    CAPTURE(packed_backward);
+    Variable x(xv, true), w(wv, true);
+    Variable y = matmul_transposed(x, w, w_t, packed_backward ? w_packed : PackedMatrix());
+    CHECK(y.op() == Op::matmul_transposed);
+    sum(y * y).backward();
+    Variable x2(xv, true), w2(wv, true);
+    sum(pow(matmul(x2, transpose(w2, 0, 1)), 2.0)).backward();
+    const auto a = y.data().to_vector<double>();
+    const auto b = matmul(xv, wv.transpose(0, 1)).to_vector<double>();
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(b[i]).epsilon(eps));
+    for (const auto& [got, want] :
+         {std::pair{x.grad(), x2.grad()}, std::pair{w.grad(), w2.grad()}}) {
+      const auto g = got.contiguous().template to_vector<double>(),
+                 h = want.contiguous().template to_vector<double>();
+      REQUIRE(g.size() == h.size());
+      for (std::size_t i = 0; i < g.size(); ++i) {
+        CHECK(g[i] == doctest::Approx(h[i]).epsilon(eps));
+      }
+    }
   }
-  CHECK_THROWS_WITH_AS(matmul_transposed(x, w, wv),
-                       "matmul_transposed: x [3,4] @ w [2,4]^T needs x [M,K], w [N,K] and w_t "
-                       "[K,N]; w_t is [2,4]",
+  Variable x(xv, true), w(wv, true);
+  CHECK_THROWS_WITH_AS(matmul_transposed(x, w, PackedMatrix(wv)),
+                       "matmul_transposed: x [11,20] @ w [50,20]^T needs x [M,K], w [N,K], w_t "
+                       "[K,N] and w_packed [N,K] or none; w_t is [50,20], w_packed none",
                        ShapeError);
-  CHECK_THROWS_AS(matmul_transposed(x, w, w_t.astype(DType::f32)), DTypeError);
+  CHECK_THROWS_AS(matmul_transposed(x, w, w_t, w_t), ShapeError);
+  const DType other = dt == DType::f32 ? DType::f64 : DType::f32;
+  CHECK_THROWS_AS(matmul_transposed(x, w, PackedMatrix(wv.transpose(0, 1).astype(other))),
+                  DTypeError);
 }
 
 }  // namespace

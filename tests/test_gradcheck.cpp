@@ -297,14 +297,15 @@ std::vector<GradCase> cases() {
                  return T{rnd({3, 4}), rnd({2, 4, 2})};
                },
                [](const V& x) { return matmul(x[0], x[1]); }});
-  // As an RNN's steps use it: one dense copy of W^T for three products with W.
+  // As an RNN's steps use it: W^T and W packed once for three products with W, one of them
+  // differentiated through gemm with W itself (no packed W).
   c.push_back({"matmul_transposed", "one weight in three products",
                [] {
                  return T{rnd({3, 4}), rnd({2, 4})};
                },
                [](const V& x) {
-                 const Tensor w_t = x[1].data().transpose(0, 1).contiguous();
-                 return tanh(matmul_transposed(x[0], x[1], w_t)) +
+                 const PackedMatrix w_t(x[1].data().transpose(0, 1)), w(x[1].data());
+                 return tanh(matmul_transposed(x[0], x[1], w_t, w)) +
                         matmul_transposed(x[0] * 2.0, x[1], w_t);
                }});
   // --- indexing ---

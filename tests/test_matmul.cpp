@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tensor/matmul.h"
+#include "tensor/packed_matmul.h"
 
 using namespace seqgrad;
 
@@ -339,4 +340,76 @@ TEST_CASE("GemmRecording lists the products issued while it lives") {
     CHECK(rec.calls()[i].k == 6);
   }
   CHECK_THROWS_AS(GemmRecording(), std::logic_error);
+}
+
+// The packed kernel covers row counts across its tile height (8 rows with AVX-512, 4 otherwise)
+// and column counts across its panel width (3 vectors), so every tail is taken.
+TEST_CASE_TEMPLATE("PackedMatrix products equal gemm's for every tail", T, float, double) {
+  for (const std::int64_t m : {1, 3, 7, 8, 9, 17, 33, 96, 97}) {
+    for (const std::int64_t n : {1, 5, 47, 48, 49, 100}) {
+      const std::int64_t k = m % 2 == 0 ? 37 : 64;
+      const Tensor a = make<T>({m, k}, 0.1 * m), b = make<T>({k, n}, 0.2 * n);
+      CAPTURE(m);
+      CAPTURE(n);
+      const PackedMatrix p(b);
+      CHECK(p.packed() == std::is_same_v<T, float>);
+      const Tensor want = matmul_reference(a, b);
+      check_close(matmul(a, p), want, tol<T>());
+      // From a transposed view of a row-major [N,K] matrix, as a layer's W^T.
+      const PackedMatrix pt(b.transpose(0, 1).contiguous().transpose(0, 1));
+      check_close(matmul(a, pt), want, tol<T>());
+      // Accumulating (beta 1), scaling (beta 0.5), and ignoring junk (beta 0).
+      Tensor out = make<T>({m, n}, 0.7);
+      const auto c0 = out.to_vector<double>(), ab = want.to_vector<double>();
+      matmul_into(a, p, out, 1.0);
+      auto got = out.to_vector<double>();
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        CHECK(got[i] == doctest::Approx(c0[i] + ab[i]).epsilon(tol<T>()));
+      }
+      matmul_into(a, p, out, 0.5);
+      const auto c1 = got;
+      got = out.to_vector<double>();
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        CHECK(got[i] == doctest::Approx(0.5 * c1[i] + ab[i]).epsilon(tol<T>()));
+      }
+      Tensor junk = Tensor::full({m, n}, std::nan(""), dtype_of<T>());
+      matmul_into(a, p, junk, 0.0);
+      check_close(junk, want, tol<T>());
+    }
+  }
+}
+
+TEST_CASE("PackedMatrix: strided left operands, records, copies and errors") {
+  const Tensor b = make<float>({6, 20}, 0.4);
+  const PackedMatrix p(b);
+  // Rows of a wider matrix (lda > K) and a transposed view (made dense first).
+  const Tensor wide = make<float>({5, 9}, 0.2);
+  const Tensor rows = wide.narrow(1, 2, 6);
+  check_close(matmul(rows, p), matmul_reference(rows, b), tol<float>());
+  const Tensor at = make<float>({6, 5}, 0.3).transpose(0, 1);
+  check_close(matmul(at, p), matmul_reference(at, b), tol<float>());
+  // The copy is made once: writing into b afterwards does not change the packed products.
+  Tensor c = make<float>({6, 20}, 0.4);
+  const PackedMatrix pc(c);
+  const Tensor before = matmul(rows, pc);
+  c.fill_(0.0);
+  CHECK(matmul(rows, pc).to_vector<float>() == before.to_vector<float>());
+  // Recorded as the gemm it replaces.
+  {
+    GemmRecording rec;
+    (void)matmul(rows, p);
+    REQUIRE(rec.calls().size() == 1);
+    CHECK(rec.calls()[0].m == 5);
+    CHECK(rec.calls()[0].n == 20);
+    CHECK(rec.calls()[0].k == 6);
+    CHECK_FALSE(rec.calls()[0].trans_b);
+  }
+  CHECK_THROWS_WITH_AS(matmul(make<float>({5, 7}), p),
+                       "matmul: [5,7] @ [6,20]: inner dimensions differ (7 vs 6)", ShapeError);
+  CHECK_THROWS_AS(matmul(make<double>({5, 6}), p), DTypeError);
+  CHECK_THROWS_WITH_AS(PackedMatrix(make<float>({2, 3, 4})),
+                       "PackedMatrix: float32[2,3,4] must be a 2-D float matrix [K,N]", ShapeError);
+  CHECK_THROWS_AS(PackedMatrix(Tensor::zeros({2, 2}, DType::i64)), ShapeError);
+  Tensor wrong = Tensor::empty({5, 19});
+  CHECK_THROWS_AS(matmul_into(rows, p, wrong, 0.0), ShapeError);
 }

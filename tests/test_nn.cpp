@@ -284,15 +284,16 @@ TEST_CASE("nn: RNN::step matches forward one step at a time") {
   CHECK_THROWS_AS(rnn.forward(Variable(x), {1}), ShapeError);
 }
 
-TEST_CASE("nn: RNN::step with dense weights gives the same outputs and gradients") {
+TEST_CASE_TEMPLATE("nn: RNN::step with packed weights gives the same outputs and gradients", T,
+                   float, double) {
+  const DType dt = dtype_of<T>();
   for (const CellType cell : {CellType::lstm, CellType::gru}) {
     CAPTURE(cell_name(cell));
     Generator gen(12);
     RNN rnn(
-        RNNOptions{
-            .cell = cell, .input_size = 3, .hidden_size = 4, .num_layers = 2, .dtype = DType::f64},
+        RNNOptions{.cell = cell, .input_size = 3, .hidden_size = 4, .num_layers = 2, .dtype = dt},
         gen);
-    const Tensor x = normal({2, 3, 3}, 0, 1, DType::f64, gen);
+    const Tensor x = normal({2, 3, 3}, 0, 1, dt, gen);
     // The sum of every step's output, and the parameters' gradients from it.
     auto run = [&](const RNN::StepWeights* dense) {
       rnn.zero_grad();
@@ -312,13 +313,20 @@ TEST_CASE("nn: RNN::step with dense weights gives the same outputs and gradients
       return values;
     };
     const std::vector<double> plain = run(nullptr);
-    const RNN::StepWeights dense = rnn.step_weights();
-    REQUIRE(dense.ih_t.size() == 2);
-    CHECK(dense.ih_t[1].shape() == Shape{4, cell == CellType::lstm ? 16 : 12});
-    const std::vector<double> fast = run(&dense);
+    const RNN::StepWeights packed = rnn.step_weights();
+    REQUIRE(packed.ih_t.size() == 2);
+    REQUIRE(packed.hh.size() == 2);
+    CHECK(packed.ih_t[1].matrix().shape() == Shape{4, cell == CellType::lstm ? 16 : 12});
+    CHECK(packed.ih_t[1].packed() == (dt == DType::f32));
+    const std::vector<double> fast = run(&packed);
     REQUIRE(fast.size() == plain.size());
+    const double eps = dt == DType::f32 ? 1e-5 : 1e-12;
     for (std::size_t i = 0; i < fast.size(); ++i)
-      CHECK(fast[i] == doctest::Approx(plain[i]).epsilon(1e-12));
+      CHECK(fast[i] == doctest::Approx(plain[i]).epsilon(eps));
+    {
+      NoGradGuard no_grad;
+      CHECK(rnn.step_weights().hh.empty());
+    }
   }
 }
 

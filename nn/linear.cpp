@@ -40,4 +40,20 @@ Variable Linear::forward(const Variable& x) const {
   return y;
 }
 
+Linear::Packed Linear::packed() const {
+  Packed p{PackedMatrix(weight.data().transpose(0, 1)), {}};
+  if (grad_enabled()) p.w = PackedMatrix(weight.data());
+  return p;
+}
+
+Variable Linear::forward(const Variable& x, const Packed& packed) const {
+  if (x.dim() != 2 || x.size(1) != in_) {
+    throw ShapeError(fmt::format("Linear: input {} must be [B,{}] for the packed weight",
+                                 shape_str(x.shape()), in_));
+  }
+  Variable y = matmul_transposed(x, weight, packed.w_t, packed.w);
+  if (bias.defined()) y = y + bias;
+  return y;
+}
+
 }  // namespace seqgrad

@@ -73,6 +73,7 @@ DecoderMemory Decoder::memory(const EncoderOutput& enc) const {
   DecoderMemory m;
   m.batch = enc.states.size(0);
   m.rnn_weights = rnn_.step_weights();
+  m.combine = combine_.packed();
   if (attention_) {
     m.attention = attention_->memory(enc.states, enc.mask);
   } else {
@@ -120,7 +121,8 @@ DecoderStep Decoder::step(const Tensor& y_prev, const DecoderState& state,
     out.state.rnn = rnn_.step(concat({e, context}, 1), state.rnn, packed).state;
   }
   const Variable h = select(out.state.rnn.h, 0, -1);  // top layer [B,H]
-  out.output = tanh(combine_(concat({context, h}, 1)));
+  const Variable both = concat({context, h}, 1);
+  out.output = tanh(m.combine.w_t.defined() ? combine_.forward(both, m.combine) : combine_(both));
   if (attention_ && cfg_.style == AttentionStyle::luong) out.state.feed = out.output;
   return out;
 }

@@ -47,6 +47,7 @@ struct DecoderMemory {
   // The RNN's weights packed for its steps (RNN::step_weights), valid until
   // the weights next change: memory() makes them for each batch. Empty: the steps go without.
   RNN::StepWeights rnn_weights;
+  Linear::Packed combine;  // the output layer's weight, packed alike (undefined: unpacked)
 };
 
 struct DecoderState {

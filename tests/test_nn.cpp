@@ -86,6 +86,41 @@ TEST_CASE("nn: Linear computes x W^T + b on 2-D, 3-D and 4-D inputs") {
                        ShapeError);
 }
 
+TEST_CASE_TEMPLATE("nn: Linear through its packed weight gives forward's values and gradients", T,
+                   float, double) {
+  const DType dt = dtype_of<T>();
+  const double eps = dt == DType::f32 ? 1e-5 : 1e-12;
+  Generator gen(3);
+  Linear lin(70, 50, true, gen, dt);
+  const Tensor xv = normal({9, 70}, 0, 1, dt, gen);
+  auto run = [&](const Linear::Packed* packed) {
+    lin.zero_grad();
+    Variable x(xv, true);
+    const Variable y = packed != nullptr ? lin.forward(x, *packed) : lin(x);
+    sum(y * y).backward();
+    std::vector<double> values = y.data().template to_vector<double>();
+    for (const Tensor& g : {x.grad(), lin.weight.grad(), lin.bias.grad()}) {
+      for (const double v : g.contiguous().template to_vector<double>()) values.push_back(v);
+    }
+    return values;
+  };
+  const std::vector<double> plain = run(nullptr);
+  const Linear::Packed packed = lin.packed();
+  CHECK(packed.w.defined());
+  CHECK(packed.w_t.packed() == (dt == DType::f32));
+  const std::vector<double> fast = run(&packed);
+  REQUIRE(fast.size() == plain.size());
+  for (std::size_t i = 0; i < fast.size(); ++i) {
+    CHECK(fast[i] == doctest::Approx(plain[i]).epsilon(eps));
+  }
+  {
+    NoGradGuard no_grad;
+    CHECK_FALSE(lin.packed().w.defined());
+  }
+  CHECK_THROWS_WITH_AS(lin.forward(Variable(Tensor::ones({2, 3, 70}, dt)), packed),
+                       "Linear: input [2,3,70] must be [B,70] for the packed weight", ShapeError);
+}
+
 TEST_CASE("nn: Embedding looks up rows, the padding row starts at zero") {
   Embedding emb(5, 3, 2);
   CHECK(emb.weight.data().select(0, 2).to_vector<float>() == std::vector<float>{0, 0, 0});

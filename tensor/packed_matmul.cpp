@@ -35,24 +35,6 @@ std::int64_t panel_count(std::int64_t n) {
   return (n + NR - 1) / NR;
 }
 
-// Panels of b [K,N] with strides (sk, sn); columns past N are zeros.
-void pack_panels(const float* b, std::int64_t K, std::int64_t N, std::int64_t sk, std::int64_t sn,
-                 float* out) {
-  for (std::int64_t p = 0; p < panel_count(N); ++p) {
-    const std::int64_t j0 = p * NR, cols = std::min(NR, N - j0);
-    float* panel = out + p * K * NR;
-    std::fill(panel, panel + K * NR, 0.0f);
-    if (sn == 1) {  // rows of b are dense: copy a row's NR columns at a time
-      for (std::int64_t k = 0; k < K; ++k) std::copy_n(b + k * sk + j0, cols, panel + k * NR);
-    } else {  // walk each column down (dense when b is a transposed row-major matrix)
-      for (std::int64_t c = 0; c < cols; ++c) {
-        const float* col = b + (j0 + c) * sn;
-        for (std::int64_t k = 0; k < K; ++k) panel[k * NR + c] = col[k * sk];
-      }
-    }
-  }
-}
-
 // c[R, cols] = a[R,K] @ panel + beta c, a's rows lda apart and dense along k.
 template <int R>
 void tile(std::int64_t K, const float* a, std::int64_t lda, const float* panel, float* c,
@@ -124,9 +106,15 @@ PackedMatrix::PackedMatrix(const Tensor& b) : b_(b) {
                                      : std::string("an undefined tensor")));
   }
   if (b.dtype() != DType::f32 || b.numel() == 0) return;
+  // copy_from copies a transposed view (a layer's W^T) in tiles; columns past N are zeros.
   const std::int64_t K = b.size(0), N = b.size(1);
-  panels_ = Tensor::empty({panel_count(N) * K * NR});
-  pack_panels(b.data<float>(), K, N, b.strides()[0], b.strides()[1], panels_.data<float>());
+  panels_ = Tensor::empty({panel_count(N), K, NR});
+  for (std::int64_t p = 0; p < panel_count(N); ++p) {
+    const std::int64_t cols = std::min(NR, N - p * NR);
+    Tensor panel = panels_.select(0, p);
+    panel.narrow(1, 0, cols).copy_from(b.narrow(1, p * NR, cols));
+    if (cols < NR) panel.narrow(1, cols, NR - cols).fill_(0.0);
+  }
 }
 
 void matmul_into(const Tensor& a, const PackedMatrix& b, Tensor& out, double beta) {

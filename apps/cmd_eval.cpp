@@ -13,6 +13,7 @@ struct EvalArgs {
   std::vector<std::string> models;
   std::string data, task, split = "test";
   std::int64_t beam = 5, max_examples = 0;
+  double length_penalty = 1.0;
   bool json = false;
   int threads = 0;
 };
@@ -39,6 +40,7 @@ std::vector<Example> examples_to_score(const EvalArgs& a, const DataSpec& spec) 
 
 void run_eval(const EvalArgs& a) {
   if (a.beam < 1) throw ValueError(fmt::format("--beam {}: must be at least 1", a.beam));
+  check_length_penalty(a.length_penalty);
   if (a.max_examples < 0) {
     throw ValueError(fmt::format("--max-examples {}: must be >= 0 (0: all)", a.max_examples));
   }
@@ -53,19 +55,22 @@ void run_eval(const EvalArgs& a) {
                           .target_tokenization = parse_tokenization(spec.target_tokens)};
   const Batcher batches(examples, run.source_vocab, run.target_vocab, bo);
   const EvalResult r = evaluate(ensemble.members(), batches, run.target_vocab,
-                                {.beam = a.beam, .max_len = 0}, a.max_examples, workers);
+                                {.beam = a.beam, .max_len = 0, .length_penalty = a.length_penalty},
+                                a.max_examples, workers);
   if (a.json) {
     nlohmann::json j = r.to_json();
     j["beam"] = a.beam;
+    j["length_penalty"] = a.length_penalty;
     j["models"] = a.models.size();
     fmt::print("{}\n", j.dump());
     return;
   }
   fmt::print(
-      "{} examples, beam {}{}\n  exact match    {:.2f}%\n  token accuracy {:.2f}%\n  WER   "
+      "{} examples, beam {}, length penalty {}{}\n  exact match    {:.2f}%\n  token accuracy "
+      "{:.2f}%\n  WER   "
       "         {:.2f}%\n  PER            {:.2f}%\n  loss           {:.4f} (perplexity "
       "{:.3f})\n",
-      r.scores.examples, a.beam,
+      r.scores.examples, a.beam, a.length_penalty,
       a.models.size() > 1 ? fmt::format(", ensemble of {} models", a.models.size()) : std::string(),
       100 * r.scores.exact_match, 100 * r.scores.token_accuracy, 100 * r.scores.wer,
       100 * r.scores.per, r.loss, r.perplexity);
@@ -83,6 +88,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--task", a->task, "score a built-in task instead");
   cmd->add_option("--split", a->split, "train, valid or test")->capture_default_str();
   cmd->add_option("--beam", a->beam)->capture_default_str();
+  cmd->add_option("--length-penalty", a->length_penalty,
+                  "alpha: rank finished outputs by log-probability / length^alpha (0: none)")
+      ->capture_default_str();
   cmd->add_option("--max-examples", a->max_examples, "decode at most this many (0: all)");
   cmd->add_flag("--json", a->json, "print the metrics as one JSON object");
   cmd->add_option("--threads", a->threads,

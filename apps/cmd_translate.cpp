@@ -23,6 +23,7 @@ struct TranslateArgs {
   std::string model, input, svg;
   std::int64_t beam = 5;
   std::int64_t max_len = 0;  // 0: per source, 2 x its length + 10
+  double length_penalty = 1.0;
   bool show_attention = false;
   bool json = false;
   int threads = 0;
@@ -96,8 +97,9 @@ void translate_lines(const LoadedEnsemble& ensemble, const std::vector<InputLine
   std::vector<Hypothesis> hyps;
   if (!good.empty()) {
     b = encode_sources(good, run.source_vocab, parse_tokenization(run.config.data.source_tokens));
-    hyps = parallel_beam_search(ensemble.members(), b.src, b.lengths,
-                                {.beam = a.beam, .max_len = a.max_len}, workers);
+    hyps = parallel_beam_search(
+        ensemble.members(), b.src, b.lengths,
+        {.beam = a.beam, .max_len = a.max_len, .length_penalty = a.length_penalty}, workers);
   }
   std::size_t row = 0;
   for (const InputLine& in : lines) {
@@ -114,6 +116,7 @@ void check_search_options(const TranslateArgs& a) {
     throw ValueError(
         fmt::format("--max-len {}: must be >= 0 (0: 2 x the source's length + 10)", a.max_len));
   }
+  check_length_penalty(a.length_penalty);
 }
 
 void run_translate(const TranslateArgs& a) {
@@ -189,7 +192,8 @@ void run_attention(const TranslateArgs& a) {
   }
   const SourceBatch b = encode_sources({a.input}, run.source_vocab, src_mode);
   const Hypothesis h =
-      beam_search(*run.model, b.src, b.lengths, {.beam = a.beam, .max_len = a.max_len})[0];
+      beam_search(*run.model, b.src, b.lengths,
+                  {.beam = a.beam, .max_len = a.max_len, .length_penalty = a.length_penalty})[0];
   if (h.capped) warn_capped("--input", cap_of(a, b.lengths[0]));
   const auto tokens = run.target_vocab.decode(h.tokens);
   const std::string svg = run.model->arch() == Arch::rnn
@@ -207,6 +211,9 @@ void add_search_options(CLI::App* cmd, TranslateArgs& a) {
   cmd->add_option("--beam", a.beam)->capture_default_str();
   cmd->add_option("--max-len", a.max_len,
                   "most tokens an output may have (0: 2 x its source's length + 10)")
+      ->capture_default_str();
+  cmd->add_option("--length-penalty", a.length_penalty,
+                  "alpha: rank finished outputs by log-probability / length^alpha (0: none)")
       ->capture_default_str();
 }
 

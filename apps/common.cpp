@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -338,6 +339,13 @@ std::string source_problem(std::string_view line, Tokenization mode) {
                        tokenization_name(mode), kMaxSequenceTokens);
   }
   return "";
+}
+
+void check_length_penalty(double alpha) {
+  if (!std::isfinite(alpha) || alpha < 0) {
+    throw ValueError(
+        fmt::format("--length-penalty {}: must be finite and >= 0 (0: no penalty)", alpha));
+  }
 }
 
 int set_threads(int threads) {

@@ -98,6 +98,9 @@ std::string source_problem(std::string_view line, Tokenization mode);
 // single-threaded inside each. Returns the worker count.
 int set_threads(int threads);
 
+// --length-penalty (eval, translate): ValueError naming the option unless finite and >= 0.
+void check_length_penalty(double alpha);
+
 // One line on a model: "lstm 2x256 (embed 128), attention concat (luong)" or "transformer 3+3
 // layers of 256, 4 heads, feed-forward 1024, post-norm, relu".
 std::string describe_model(const ModelConfig& m);

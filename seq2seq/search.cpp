@@ -147,6 +147,10 @@ void check_search(const std::vector<const Seq2Seq*>& models, const Tensor& src,
         fmt::format("beam_search: beam {} must be positive and max_len {} >= 0 (0: per source)",
                     options.beam, options.max_len));
   }
+  if (!std::isfinite(options.length_penalty) || options.length_penalty < 0) {
+    throw ValueError(fmt::format("beam_search: length_penalty {} must be finite and >= 0",
+                                 options.length_penalty));
+  }
   if (models.empty() || std::find(models.begin(), models.end(), nullptr) != models.end()) {
     throw ValueError("beam_search: needs at least one model, and no null ones");
   }

@@ -17,7 +17,9 @@ struct SearchOptions {
   // Tokens before giving up (the hypothesis ends there, marked capped). 0: per source,
   // max_len_for(that source's length).
   std::int64_t max_len = 0;
-  double length_penalty = 1.0;  // rank by score / len^alpha (0: raw log-probability)
+  // alpha: finished hypotheses are ranked by score / len^alpha, len counting </s> (0: the raw
+  // log-probability, which favours short outputs; 1: the mean per token).
+  double length_penalty = 1.0;
 };
 
 // The default cap for a source of `source_length` tokens: 2 * source_length + 10.

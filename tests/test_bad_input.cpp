@@ -287,6 +287,15 @@ TEST_CASE("translate: a capped output is marked, --max-len and --threads are tak
   const Run neg = run("translate --max-len -2 --model " + model, "abc\n");
   CHECK(neg.status != 0);
   CHECK(has(neg, "--max-len -2: must be >= 0"));
+  const Run alpha = run("translate --length-penalty -1 --model " + model, "abc\n");
+  CHECK(alpha.status != 0);
+  CHECK(has(alpha, "--length-penalty -1: must be finite and >= 0"));
+  const Run eval_alpha = run("eval --length-penalty nan --model " + model, "");
+  CHECK(eval_alpha.status != 0);
+  CHECK(has(eval_alpha, "--length-penalty nan: must be finite and >= 0"));
+  const Run eval_json = run("eval --json --split valid --length-penalty 0.5 --model " + model, "");
+  REQUIRE(eval_json.status == 0);
+  CHECK(has(eval_json, "\"length_penalty\":0.5"));
 }
 
 }  // namespace

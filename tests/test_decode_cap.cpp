@@ -1,10 +1,12 @@
 // The decoding length cap (seq2seq/search.h): each source's cap is its own, so an input decodes
 // to the same tokens alone and inside a batch of mixed lengths, greedy and beam, with one worker
-// or two (parallel_beam_search); a hypothesis stopped by the cap says so (capped).
+// or two (parallel_beam_search); a hypothesis stopped by the cap says so (capped). The length
+// penalty: beam search returns the finished output that ranks best by score / len^alpha.
 //
 // To add a case: decode with decode_alone / decode_batch below and compare with same_result.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <vector>
 
 #include "seq2seq/parallel.h"
@@ -152,6 +154,43 @@ TEST_CASE("decode cap: an explicit max_len caps every source the same and marks 
                        doctest::Contains("max_len -1 >= 0"), ValueError);
   CHECK_THROWS_WITH_AS(beam_search(model, s.src, {1, 2}, {}),
                        doctest::Contains("2 lengths for a batch of 7 sources"), ValueError);
+}
+
+// score / len^alpha, len counting </s>, as beam search ranks finished outputs.
+double ranked(const Hypothesis& h, double alpha) {
+  return h.score / std::pow(static_cast<double>(h.tokens.size() + 1), alpha);
+}
+
+TEST_CASE("length penalty: each alpha's output ranks best by score / len^alpha") {
+  Generator gen(13);
+  Seq2Seq model(cap_config("general"), gen);
+  model.eval();
+  add_eos_bias(model, 0.5);  // outputs of many lengths, most ended by </s>
+  const auto sources = mixed_sources(gen);
+  const std::vector<double> alphas{0.0, 0.25, 0.6, 1.0, 2.0};
+  int longer = 0;  // sources whose output grows with alpha
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    std::vector<Hypothesis> hyps;
+    for (const double alpha : alphas)
+      hyps.push_back(decode_alone(model, sources[i], {.beam = 4, .length_penalty = alpha}));
+    for (std::size_t a = 0; a < alphas.size(); ++a) {
+      CAPTURE(i);
+      CAPTURE(alphas[a]);
+      // Every alpha's search finishes the same outputs and more, so each alpha's choice ranks
+      // at least as well, by its own alpha, as every other alpha's choice.
+      for (const auto& other : hyps)
+        CHECK(ranked(hyps[a], alphas[a]) >= ranked(other, alphas[a]) - 1e-12);
+      // Log-probabilities are negative: a larger alpha never picks a shorter output.
+      if (a > 0) CHECK(hyps[a].tokens.size() >= hyps[a - 1].tokens.size());
+    }
+    if (hyps.back().tokens.size() > hyps.front().tokens.size()) ++longer;
+  }
+  CHECK(longer > 0);
+  const Sources s = pad(sources);
+  for (const double bad : {-0.5, std::nan("")}) {
+    CHECK_THROWS_WITH_AS(beam_search(model, s.src, s.lengths, {.beam = 2, .length_penalty = bad}),
+                         doctest::Contains("length_penalty"), ValueError);
+  }
 }
 
 }  // namespace

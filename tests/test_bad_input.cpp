@@ -239,7 +239,7 @@ TEST_CASE("bad input: an invalid UTF-8 line on translate's input is reported, th
   CHECK(records[2].at("source") == "bca");
 }
 
-TEST_CASE("translate: a capped output is marked, --max-len and --threads are taken") {
+TEST_CASE("translate: a capped output is marked, and search options are checked") {
   testing::TempDir dir;
   const std::string model = tiny_run(dir);
   const auto records = [](const Run& r) {
@@ -281,18 +281,19 @@ TEST_CASE("translate: a capped output is marked, --max-len and --threads are tak
                                rec.at("line").get<int>())));
     }
   }
-  const Run bad = run("translate --threads -1 --model " + model, "abc\n");
-  CHECK(bad.status != 0);
-  CHECK(has(bad, "--threads -1: must be >= 0"));
-  const Run neg = run("translate --max-len -2 --model " + model, "abc\n");
-  CHECK(neg.status != 0);
-  CHECK(has(neg, "--max-len -2: must be >= 0"));
-  const Run alpha = run("translate --length-penalty -1 --model " + model, "abc\n");
-  CHECK(alpha.status != 0);
-  CHECK(has(alpha, "--length-penalty -1: must be finite and >= 0"));
-  const Run eval_alpha = run("eval --length-penalty nan --model " + model, "");
-  CHECK(eval_alpha.status != 0);
-  CHECK(has(eval_alpha, "--length-penalty nan: must be finite and >= 0"));
+  // Bad options are refused, naming them.
+  const std::pair<std::string, std::string> refused[] = {
+      {"translate --threads -1", "--threads -1: must be >= 0"},
+      {"translate --max-len -2", "--max-len -2: must be >= 0"},
+      {"translate --length-penalty -1", "--length-penalty -1: must be finite and >= 0"},
+      {"eval --length-penalty nan", "--length-penalty nan: must be finite and >= 0"},
+  };
+  for (const auto& [args, message] : refused) {
+    CAPTURE(args);
+    const Run r = run(args + " --model " + model, "abc\n");
+    CHECK(r.status != 0);
+    CHECK(has(r, message));
+  }
   const Run eval_json = run("eval --json --split valid --length-penalty 0.5 --model " + model, "");
   REQUIRE(eval_json.status == 0);
   CHECK(has(eval_json, "\"length_penalty\":0.5"));

@@ -27,17 +27,17 @@ void g2p_recipe(const Chosen& chosen, const RecipeTarget& t) {
   if (t.model.arch == "rnn") return;
   // The Transformer families: 3 layers of 256 (each side), 4 heads, feed-forward 512, pre-norm
   // (steadier than post-norm without a long warm-up; over the hour, on every pronunciation,
-  // post-norm trailed by 3.4 points of validation WER at step 20,000). A step costs three
-  // quarters of one with feed-forward 1024; over the hour the narrower model tested half a point
-  // better than the wider, and 4 layers a side 25.3% against 24.6% for 3 (README). No dropout: label smoothing and the moving average regularise enough. Over
-  // the hour the best validation WER was 27.9% without dropout against 32.2% with 0.1 for the
-  // encoder-decoder, 31.6% against 35.4% for the decoder-only model; 4000-step runs gave 40.6%
-  // against 43.0% with 0.05 (0.1 had beaten 0.2, 48% against 53%); over a whole hour (every
-  // pronunciation, 26 epochs) 0.05 lowered the validation loss but tested 25.5% WER against
-  // 24.6% without dropout in 20 epochs. Both keep the recurrent recipe's 20 epochs (the time
-  // limit ends a slower machine's run early): on the AMD EPYC without dropout the
-  // encoder-decoder made them in 55 minutes, testing 25.1% WER against 26.0% over 17 epochs; the
-  // decoder-only model, its step a fifth cheaper, in 42.
+  // post-norm trailed by 3.4 points of validation WER at step 20,000). A step costs three quarters
+  // of one with feed-forward 1024; over the hour the narrower model tested half a point better than
+  // the wider, and 4 layers a side trailed 3 at every validation after the first (README). No
+  // dropout: label smoothing and the moving average regularise enough. Over the hour the best
+  // validation WER was 27.9% without dropout against 32.2% with 0.1 for the encoder-decoder, 31.6%
+  // against 35.4% for the decoder-only model; 4000-step runs gave 40.6% against 43.0% with 0.05
+  // (0.1 had beaten 0.2, 48% against 53%); over a whole hour (every pronunciation, 26 epochs) 0.05
+  // lowered the validation loss but tested 25.5% WER against 24.6% without dropout in 20 epochs.
+  // Both keep the recurrent recipe's 20 epochs (the time limit ends a slower machine's run early):
+  // on the AMD EPYC without dropout the encoder-decoder made them in 55 minutes, testing 25.1% WER
+  // against 26.0% over 17 epochs; the decoder-only model, its step a fifth cheaper, in 42.
   if (!chosen("layers"))          t.model.layers = 3;
   if (!chosen("heads"))           t.model.heads = 4;
   if (!chosen("ff"))              t.model.ff = 512;
